@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IRiskManager} from "./IRiskManager.sol";
+import {IMarginAccount} from "./IMarginAccount.sol";
+
+/// @title IClearingHouse
+/// @notice Positions, two-step orders, fills, funding and liquidation of Sigma's cross-margined accounts.
+/// Sizes are signed base units (D18, positive = long); prices and USD amounts are D18.
+interface IClearingHouse is IMarginAccount {
+    /// @notice A position of one account in one market.
+    struct Position {
+        int128 sizeD18; // signed base units
+        int128 openNotionalD18; // Σ size·fill price of the open part (signed like size); entry = openNotional/size
+        int128 fundingEntryD18; // market funding index when funding was last settled
+    }
+
+    /// @notice Aggregates of one market, maintained on every fill so pool NAV is O(1) per market.
+    struct MarketState {
+        int128 skewD18; // Σ sizes
+        int128 netOpenNotionalD18; // Σ open notionals
+        uint128 oiLongD18;
+        uint128 oiShortD18;
+        int128 fundingIndexD18; // cumulative funding per unit of size (USD, D18); longs pay when it rises
+        uint64 lastFundingTime;
+        int256 netFundingEntryD18; // Σ size·fundingEntry
+    }
+
+    /// @notice A committed order awaiting execution.
+    struct Order {
+        address account;
+        uint32 marketId;
+        uint64 executionFee; // wei, escrowed at commit, paid to the executing keeper
+        int96 sizeDeltaD18;
+        uint96 acceptablePriceD18; // worst fill price: max for buys, min for sells
+        uint64 commitTime;
+    }
+
+    /// @notice Margin figures of one account (D18 unless noted).
+    struct AccountSummary {
+        uint256 collateral; // token units
+        int256 unrealizedPnlD18;
+        int256 fundingOwedD18; // positive: the account owes funding
+        int256 equityD18; // collateral + PnL − funding
+        uint256 initialRequirementD18;
+        uint256 maintenanceRequirementD18;
+        uint256 freeCollateral; // token units
+        uint256 healthD18; // equity / maintenance requirement (type(uint256).max without positions)
+        bool liquidatable;
+    }
+
+    /// @notice Emitted when an order is committed.
+    event OrderCommitted(
+        uint256 indexed orderId,
+        address indexed account,
+        uint256 indexed marketId,
+        int256 sizeDeltaD18,
+        uint256 acceptablePriceD18,
+        uint256 executionFee,
+        uint256 executableAt,
+        uint256 expiresAt
+    );
+    /// @notice Emitted when a keeper fills an order.
+    event OrderExecuted(uint256 indexed orderId, address indexed account, address indexed keeper, uint256 fillPriceD18);
+    /// @notice Emitted when an order is dropped: at execution for a reason the trader controls (the keeper is
+    /// still paid), or after expiry (the fee is refunded). `reason` is the ABI-encoded custom error or empty.
+    event OrderCancelled(uint256 indexed orderId, address indexed account, address indexed by, bytes reason);
+    /// @notice Emitted on every fill and liquidation of a position.
+    event PositionModified(
+        address indexed account,
+        uint256 indexed marketId,
+        int256 sizeDeltaD18,
+        uint256 fillPriceD18,
+        int256 newSizeD18,
+        int256 realizedPnlD18,
+        int256 fundingPaidD18,
+        uint256 feeD18
+    );
+    /// @notice Emitted when funding accrues in a market.
+    event FundingAccrued(uint256 indexed marketId, int256 fundingIndexD18, int256 skewD18, uint256 priceD18);
+    /// @notice Emitted when an account is liquidated.
+    event Liquidated(address indexed account, address indexed liquidator, uint256 closedNotionalD18, uint256 feePaid, uint256 reward);
+    /// @notice Emitted on every change of a global parameter.
+    event ParamSet(bytes32 indexed name, uint256 oldValue, uint256 newValue);
+    /// @notice ETH that could not be pushed (reverting receiver) is kept claimable.
+    event EthCredited(address indexed to, uint256 amount);
+
+    /// @notice Unknown order id (never existed, executed, or cancelled).
+    error ClearingHouseOrderNotFound(uint256 orderId);
+    /// @notice Executed before `minDelay` elapsed.
+    error ClearingHouseOrderNotReady(uint256 orderId, uint256 executableAt);
+    /// @notice Executed after `maxAge`: cancel it instead.
+    error ClearingHouseOrderExpired(uint256 orderId, uint256 expiresAt);
+    /// @notice Cancelled before expiry (an order cannot be withdrawn once the price may be known).
+    error ClearingHouseOrderNotExpired(uint256 orderId, uint256 expiresAt);
+    /// @notice The fill price is worse than the trader's acceptable price.
+    error ClearingHouseAcceptablePriceExceeded(uint256 fillPriceD18, uint256 acceptablePriceD18);
+    /// @notice After the trade the account's equity is below its initial requirement.
+    error ClearingHouseInsufficientMargin(address account, int256 equityD18, uint256 requiredD18);
+    /// @notice The market is reduce-only (paused by the guardian or a circuit breaker); `breakers` says why.
+    error ClearingHouseMarketReduceOnly(uint256 marketId, uint256 breakers);
+    /// @notice The trade would take a side's open interest over its cap.
+    error ClearingHouseOpenInterestCap(uint256 marketId, uint256 oiNotionalD18, uint256 capD18);
+    /// @notice Zero size, or a value that does not fit its field.
+    error ClearingHouseInvalidOrder();
+    /// @notice Execution fee below the minimum.
+    error ClearingHouseExecutionFeeTooLow(uint256 sent, uint256 minimum);
+    /// @notice The account already has positions in the maximum number of markets.
+    error ClearingHouseTooManyMarkets(address account);
+    /// @notice Liquidation attempted on an account at or above its maintenance requirement.
+    error ClearingHouseAccountHealthy(address account, int256 equityD18, uint256 maintenanceD18);
+    /// @notice Liquidations are paused while the L2 sequencer is down or in its grace period.
+    error ClearingHouseLiquidationsPaused();
+    /// @notice Only the contract itself may call this.
+    error ClearingHouseOnlySelf();
+    /// @notice A global parameter outside its bounds.
+    error ClearingHouseParamOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
+    /// @notice No claimable ETH, or the transfer failed.
+    error ClearingHouseNothingToClaim();
+
+    /// @notice Commits an order of `sizeDeltaD18` (positive buys) on `marketId`, executable by any keeper
+    /// between `minDelay` and `maxAge` from now at the oracle price at execution. `msg.value` is the keeper's
+    /// execution fee (≥ `minExecutionFee`).
+    /// @param acceptablePriceD18 worst accepted fill price: a maximum for buys, a minimum for sells.
+    function commitOrder(uint256 marketId, int256 sizeDeltaD18, uint256 acceptablePriceD18)
+        external
+        payable
+        returns (uint256 orderId);
+
+    /// @notice Executes a due order at the current oracle price. The caller earns the execution fee whether
+    /// the order fills or is cancelled for a reason the trader controls (price limit, margin, caps, reduce-only).
+    /// @return filled true if the order filled, false if it was cancelled.
+    function executeOrder(uint256 orderId) external returns (bool filled);
+
+    /// @notice Cancels an expired order and refunds its execution fee to the trader. Anyone may call.
+    function cancelOrder(uint256 orderId) external;
+
+    /// @notice Liquidates every position of an account whose equity is below its maintenance requirement,
+    /// at the oracle price with the skew premium. The caller earns a capped share of the liquidation fee.
+    /// @return reward paid to the caller, token units (credited as collateral in the Vault).
+    function liquidate(address account) external returns (uint256 reward);
+
+    /// @notice Accrues funding of a market up to now. Anyone may call; fills do it too.
+    function accrueFunding(uint256 marketId) external;
+
+    /// @notice Sends ETH owed to the caller (execution fees or refunds a push could not deliver).
+    function claimEth() external;
+
+    /// @notice Admin: sets a global parameter (`minDelay`, `maxAge`, `minExecutionFee`, `liqRewardShare`,
+    /// `liqRewardCapD18`) within its bounds.
+    function setParam(bytes32 name, uint256 value) external;
+
+    /// @notice The Vault.
+    function vaultAddress() external view returns (address);
+    /// @notice The RiskManager.
+    function riskManagerAddress() external view returns (address);
+    /// @notice A position.
+    function position(address account, uint256 marketId) external view returns (Position memory);
+    /// @notice A market's aggregates.
+    function marketState(uint256 marketId) external view returns (MarketState memory);
+    /// @notice A pending order.
+    function order(uint256 orderId) external view returns (Order memory);
+    /// @notice Bitmap of the markets the account has positions in.
+    function accountMarkets(address account) external view returns (uint256);
+    /// @notice Equity, requirements, free collateral and health of an account.
+    function accountSummary(address account) external view returns (AccountSummary memory);
+    /// @notice Health of many accounts in one call (for keepers); an account whose markets cannot be priced
+    /// gets healthD18 = 0 and liquidatable = false.
+    function healthBatch(address[] calldata accounts) external view returns (AccountSummary[] memory);
+    /// @notice Price of `marketId` at which the account reaches its maintenance requirement, all else equal
+    /// (0 if none).
+    function liquidationPriceD18(address account, uint256 marketId) external view returns (uint256);
+    /// @notice Quote of a trade now: fill price with skew premium and fee (D18).
+    function quote(uint256 marketId, int256 sizeDeltaD18) external view returns (uint256 fillPriceD18, uint256 feeD18);
+    /// @notice Funding rate per day now (D18, positive: longs pay).
+    function fundingRatePerDayD18(uint256 marketId) external view returns (int256);
+}

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title ILiquidityPool
+/// @notice Sigma's LP vault (ERC-4626 over the collateral token), the counterparty to traders' net position.
+/// NAV = assets the pool holds in the Vault − traders' unrealized PnL (including accrued funding).
+interface ILiquidityPool {
+    /// @notice Admin changed the reserve factor.
+    event ReserveFactorSet(uint256 oldValueD18, uint256 newValueD18);
+
+    /// @notice Reserve factor outside its bounds.
+    error PoolReserveFactorOutOfBounds(uint256 value, uint256 min, uint256 max);
+    /// @notice The token delivered fewer tokens than asked.
+    error PoolFeeOnTransferNotSupported(uint256 expected, uint256 received);
+
+    /// @notice Sets the share of traders' net exposure the pool keeps in reserve (withdrawals stop there).
+    function setReserveFactor(uint256 reserveFactorD18) external;
+
+    /// @notice Assets the pool must keep to back open interest: netExposure · reserveFactor, token units.
+    function reservedAssets() external view returns (uint256);
+
+    /// @notice Assets LPs may withdraw in total right now: min(pool cash, NAV − reserved).
+    function availableAssets() external view returns (uint256);
+
+    /// @notice Pool NAV in D18 (signed: negative only if traders' profit exceeds the pool).
+    function navD18() external view returns (int256);
+}

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IMarginAccount
+/// @notice What the vault and the pool need from the clearinghouse.
+interface IMarginAccount {
+    /// @notice Collateral the account may withdraw now, in token units: min(collateral, equity) minus the
+    /// initial requirement, floored at zero. Unrealized profit is never withdrawable.
+    function freeCollateral(address account) external view returns (uint256);
+
+    /// @notice Traders' aggregate unrealized PnL including accrued funding, all markets, D18 (the pool is
+    /// the counterparty, so pool NAV = pool balance − this).
+    function tradersUnrealizedPnlD18() external view returns (int256);
+
+    /// @notice Notional the pool must keep in reserve: Σ over markets of |skew|·price, D18.
+    function netExposureD18() external view returns (uint256);
+}

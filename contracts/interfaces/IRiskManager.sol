@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
+
+/// @title IRiskManager
+/// @notice Markets, their Chainlink feeds and bounded risk parameters, and the volatility-driven margin
+/// ratios derived from them. The clearinghouse asks it for one `MarketRisk` snapshot per market and
+/// operation; integrators read σ, ratios and maximum leverage from it.
+interface IRiskManager {
+    /// @notice Every governed per-market risk parameter, set through `setMarketParam`.
+    enum Param {
+        ZMm, // confidence multiplier for maintenance margin (D18)
+        ZIm, // confidence multiplier for initial margin (D18), ≥ ZMm
+        HorizonSec, // liquidation horizon in seconds
+        LiqFee, // liquidation fee ratio (D18), part of both ratios
+        MmrMin, // maintenance ratio floor (D18)
+        MmrMax, // maintenance ratio cap (D18)
+        ImrMin, // initial ratio floor (D18)
+        SizeAddOn, // extra ratio per skewScale of position size (D18)
+        SigmaMin, // σ floor (D18, 1e18 = 100% annualized)
+        SigmaMax, // σ cap (D18)
+        SkewScale, // market depth in base units (D18) for premium, funding and add-on
+        TakerFee, // fee ratio on the skew-growing part of a trade (D18)
+        MakerFee, // fee ratio on the skew-reducing part (D18), ≤ TakerFee
+        MaxFundingRate, // funding rate per day at |skew| ≥ skewScale (D18)
+        OiCapRatio, // max open interest per side as a multiple of pool NAV (D18)
+        PriceMaxAge, // max age of a price round for trading, seconds
+        LiquidationPriceMaxAge, // stricter max age for liquidations, seconds
+        VolMaxAge // max age of a volatility round, seconds
+    }
+
+    /// @notice Packed per-market parameters (see `Param` for meanings).
+    struct MarketParams {
+        uint64 zMmD18;
+        uint64 zImD18;
+        uint64 liqFeeD18;
+        uint32 horizonSec;
+        uint32 priceMaxAge;
+        uint64 mmrMinD18;
+        uint64 mmrMaxD18;
+        uint64 imrMinD18;
+        uint64 sizeAddOnD18;
+        uint64 sigmaMinD18;
+        uint64 sigmaMaxD18;
+        uint64 takerFeeD18;
+        uint64 makerFeeD18;
+        uint128 skewScaleD18;
+        uint64 maxFundingRateD18;
+        uint32 liquidationPriceMaxAge;
+        uint32 volMaxAge;
+        uint64 oiCapRatioD18;
+    }
+
+    /// @notice What the clearinghouse needs about one market for one operation, all D18.
+    struct MarketRisk {
+        uint256 priceD18;
+        uint256 sigmaD18;
+        uint256 mmrD18; // maintenance ratio before size add-on
+        uint256 imrD18; // initial ratio before size add-on
+        uint256 liqFeeD18;
+        uint256 sizeAddOnD18;
+        uint256 skewScaleD18;
+        uint256 takerFeeD18;
+        uint256 makerFeeD18;
+        uint256 maxFundingRateD18;
+        uint256 oiCapRatioD18;
+        uint256 breakers; // bitmask of BREAKER_* flags; non-zero means reduce-only
+    }
+
+    /// @notice Emitted when a market is listed.
+    event MarketAdded(uint256 indexed marketId, bytes32 indexed symbol, address priceFeed, address volFeed);
+    /// @notice Emitted on every parameter change, with the old and new value.
+    event MarketParamSet(uint256 indexed marketId, Param indexed param, uint256 oldValue, uint256 newValue);
+    /// @notice Emitted when a market's feeds are replaced.
+    event MarketFeedsSet(uint256 indexed marketId, address priceFeed, address volFeed);
+    /// @notice Emitted when the guardian pauses or resumes opening on a market.
+    event OpeningPausedSet(uint256 indexed marketId, bool paused, address indexed by);
+    /// @notice Emitted when the L2 sequencer-uptime feed or its grace period changes.
+    event SequencerFeedSet(address feed, uint256 gracePeriod);
+
+    /// @notice The market id does not exist.
+    error RiskUnknownMarket(uint256 marketId);
+    /// @notice A parameter value lies outside its hard bounds.
+    error RiskParamOutOfBounds(Param param, uint256 value, uint256 min, uint256 max);
+    /// @notice Parameters contradict each other (e.g. ZIm < ZMm, MakerFee > TakerFee).
+    error RiskParamsIncoherent(Param param);
+    /// @notice A feed address is zero or its decimals are unusable.
+    error RiskInvalidFeed(address feed);
+    /// @notice The sequencer grace period is out of bounds.
+    error RiskInvalidGracePeriod(uint256 gracePeriod);
+    /// @notice Too many markets.
+    error RiskTooManyMarkets();
+
+    /// @notice Lists a market with its Chainlink price and volatility feeds and its initial parameters.
+    /// @dev Admin only. Every parameter is checked against its bounds.
+    /// @return marketId the new market's id (0, 1, 2…).
+    function addMarket(
+        bytes32 symbol,
+        AggregatorV3Interface priceFeed,
+        AggregatorV3Interface volFeed,
+        MarketParams calldata params
+    ) external returns (uint256 marketId);
+
+    /// @notice Sets one risk parameter of one market, within its hard bounds. Parameter setter only.
+    function setMarketParam(uint256 marketId, Param param, uint256 value) external;
+
+    /// @notice Replaces a market's feeds (e.g. after a Chainlink feed migration). Admin only.
+    function setMarketFeeds(uint256 marketId, AggregatorV3Interface priceFeed, AggregatorV3Interface volFeed) external;
+
+    /// @notice Configures the L2 sequencer-uptime feed (zero address on L1) and its grace period. Admin only.
+    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external;
+
+    /// @notice Pauses or resumes opening and increasing positions on a market. Guardian only.
+    /// Closing, reducing, adding margin and liquidation are never paused.
+    function setOpeningPaused(uint256 marketId, bool paused) external;
+
+    /// @notice Number of listed markets.
+    function marketCount() external view returns (uint256);
+
+    /// @notice A market's symbol, e.g. "ETH-PERP".
+    function marketSymbol(uint256 marketId) external view returns (bytes32);
+
+    /// @notice A market's parameters.
+    function marketParams(uint256 marketId) external view returns (MarketParams memory);
+
+    /// @notice A market's price and volatility feeds.
+    function marketFeeds(uint256 marketId) external view returns (address priceFeed, address volFeed);
+
+    /// @notice Snapshot of price, σ, ratios and trading parameters for one operation.
+    /// @param forLiquidation applies the stricter liquidation staleness bound.
+    /// @dev Reverts if the price feed is invalid or stale; a stale volatility feed does not revert but
+    /// uses σ_max and trips a breaker (reduce-only), so that positions can always be reduced.
+    function marketRisk(uint256 marketId, bool forLiquidation) external view returns (MarketRisk memory);
+
+    /// @notice Oracle price (D18) of a market, validated for trading.
+    function priceD18(uint256 marketId) external view returns (uint256);
+
+    /// @notice σ in use (annualized, D18) and the maintenance/initial ratios before size add-on.
+    function ratios(uint256 marketId) external view returns (uint256 sigmaD18, uint256 mmrD18, uint256 imrD18);
+
+    /// @notice Maximum leverage of a small position now, 1/IMR, D18 (e.g. 47e18 = 47×).
+    function maxLeverageD18(uint256 marketId) external view returns (uint256);
+
+    /// @notice Whether liquidations may run: false while the sequencer is down or in its grace period.
+    function liquidationsAllowed() external view returns (bool);
+}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {SignedMath} from "@openzeppelin/contracts/utils/math/SignedMath.sol";
+
+/// @title MarginMath
+/// @notice Sigma's pricing and margin formulas in one pure library (mirrored exactly by the TypeScript SDK).
+/// All values are 18-decimal fixed point (`D18`). Every rounding goes against the trader: requirements and
+/// fees round up, a trader's PnL rounds down, a buyer's fill price rounds up and a seller's down.
+library MarginMath {
+    using SafeCast for uint256;
+    using SafeCast for int256;
+
+    uint256 internal constant WAD = 1e18;
+    uint256 internal constant YEAR = 365 days;
+    uint256 internal constant DAY = 1 days;
+
+    /// @notice The skew premium would push the fill price to zero or below.
+    error MarginMathInvalidFillPrice(int256 skewD18, int256 sizeDeltaD18);
+
+    /// @notice Parameters that turn σ into margin ratios (all D18 except where noted).
+    struct RatioParams {
+        uint256 zMmD18; // confidence multiplier for maintenance
+        uint256 zImD18; // confidence multiplier for initial margin (> zMm)
+        uint256 sqrtHorizonD18; // sqrt(liquidation horizon / 1 year)
+        uint256 liqFeeD18; // liquidation fee ratio, added to both ratios
+        uint256 mmrMinD18;
+        uint256 mmrMaxD18;
+        uint256 imrMinD18;
+    }
+
+    /// @dev sqrt(horizonSec / 1 year) in D18, rounded down (computed once when the horizon is set).
+    function sqrtHorizonD18(uint256 horizonSec) internal pure returns (uint256) {
+        return Math.sqrt(Math.mulDiv(horizonSec, WAD * WAD, YEAR));
+    }
+
+    /// @dev The price move at confidence z over the horizon: z·σ·sqrt(h/1y), rounded up.
+    function moveD18(uint256 zD18, uint256 sigmaD18, uint256 sqrtHD18) internal pure returns (uint256) {
+        return Math.mulDiv(Math.mulDiv(zD18, sigmaD18, WAD, Math.Rounding.Ceil), sqrtHD18, WAD, Math.Rounding.Ceil);
+    }
+
+    /// @dev Maintenance and initial ratios before the size add-on.
+    /// MMR = clamp(z_mm·σ√h + liqFee, mmrMin, mmrMax); IMR = clamp(z_im·σ√h + liqFee, imrMin, 1), IMR ≥ MMR.
+    function baseRatios(RatioParams memory p, uint256 sigmaD18) internal pure returns (uint256 mmrD18, uint256 imrD18) {
+        mmrD18 = Math.min(Math.max(moveD18(p.zMmD18, sigmaD18, p.sqrtHorizonD18) + p.liqFeeD18, p.mmrMinD18), p.mmrMaxD18);
+        imrD18 = Math.min(Math.max(moveD18(p.zImD18, sigmaD18, p.sqrtHorizonD18) + p.liqFeeD18, p.imrMinD18), WAD);
+        if (imrD18 < mmrD18) imrD18 = mmrD18;
+    }
+
+    /// @dev Extra ratio for large positions: addOn·|size|/skewScale, rounded up (deep positions cost more).
+    function sizeAddOnD18(uint256 absSizeD18, uint256 addOnD18, uint256 skewScaleD18) internal pure returns (uint256) {
+        return Math.mulDiv(absSizeD18, addOnD18, skewScaleD18, Math.Rounding.Ceil);
+    }
+
+    /// @dev |size|·price, rounded up (used for requirements and fees).
+    function notionalUpD18(uint256 absSizeD18, uint256 priceD18) internal pure returns (uint256) {
+        return Math.mulDiv(absSizeD18, priceD18, WAD, Math.Rounding.Ceil);
+    }
+
+    /// @dev Margin requirement of one position: |size|·price·(ratio + size add-on), rounded up.
+    function requirementD18(uint256 absSizeD18, uint256 priceD18, uint256 ratioD18, uint256 addOnD18, uint256 skewScaleD18)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 ratio = ratioD18 + sizeAddOnD18(absSizeD18, addOnD18, skewScaleD18);
+        return Math.mulDiv(notionalUpD18(absSizeD18, priceD18), ratio, WAD, Math.Rounding.Ceil);
+    }
+
+    /// @dev Fill price with the skew premium: p·(1 + (skewBefore + skewAfter)/2 / skewScale).
+    /// Buys round up, sells round down.
+    function fillPriceD18(uint256 priceD18, int256 skewD18, int256 sizeDeltaD18, uint256 skewScaleD18)
+        internal
+        pure
+        returns (uint256)
+    {
+        int256 twoScale = (2 * skewScaleD18).toInt256();
+        int256 num = twoScale + 2 * skewD18 + sizeDeltaD18;
+        if (num <= 0) revert MarginMathInvalidFillPrice(skewD18, sizeDeltaD18);
+        return Math.mulDiv(
+            priceD18, uint256(num), uint256(twoScale), sizeDeltaD18 > 0 ? Math.Rounding.Ceil : Math.Rounding.Floor
+        );
+    }
+
+    /// @dev Trading fee: the part of the trade that moves skew toward zero pays the maker rate, the rest
+    /// the taker rate, both on the fill notional, rounded up.
+    function tradeFeeD18(int256 skewD18, int256 sizeDeltaD18, uint256 fillPriceD18_, uint256 takerD18, uint256 makerD18)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 absDelta = SignedMath.abs(sizeDeltaD18);
+        uint256 makerPart;
+        if (skewD18 != 0 && (skewD18 > 0) != (sizeDeltaD18 > 0)) {
+            makerPart = Math.min(absDelta, SignedMath.abs(skewD18));
+        }
+        uint256 weighted = makerPart * makerD18 + (absDelta - makerPart) * takerD18;
+        return Math.mulDiv(weighted, fillPriceD18_, WAD * WAD, Math.Rounding.Ceil);
+    }
+
+    /// @dev Funding index change over `elapsed` seconds: clamp(skew/skewScale, −1, 1)·maxRatePerDay·price·dt/1d,
+    /// in USD per unit of size (D18). Positive means longs pay shorts. The magnitude rounds down.
+    function fundingIndexDeltaD18(
+        int256 skewD18,
+        uint256 skewScaleD18,
+        uint256 maxFundingRatePerDayD18,
+        uint256 priceD18,
+        uint256 elapsed
+    ) internal pure returns (int256) {
+        if (skewD18 == 0 || elapsed == 0 || maxFundingRatePerDayD18 == 0) return 0;
+        uint256 proportion = Math.min(Math.mulDiv(SignedMath.abs(skewD18), WAD, skewScaleD18), WAD);
+        uint256 magnitude = Math.mulDiv(proportion * maxFundingRatePerDayD18, priceD18 * elapsed, WAD * WAD * DAY);
+        int256 d = magnitude.toInt256();
+        return skewD18 > 0 ? d : -d;
+    }
+
+    /// @dev a·b/d for signed a, rounded toward +∞ when `up`, toward −∞ otherwise.
+    function mulDivSigned(int256 a, uint256 b, uint256 d, bool up) internal pure returns (int256) {
+        bool neg = a < 0;
+        // Toward +∞ means a larger magnitude for positives and a smaller one for negatives.
+        Math.Rounding r = (up != neg) ? Math.Rounding.Ceil : Math.Rounding.Floor;
+        int256 m = Math.mulDiv(SignedMath.abs(a), b, d, r).toInt256();
+        return neg ? -m : m;
+    }
+
+    /// @dev Funding a position owes since its entry index (positive: the trader pays), rounded up.
+    function fundingOwedD18(int256 sizeD18, int256 indexNowD18, int256 indexEntryD18) internal pure returns (int256) {
+        int256 diff = indexNowD18 - indexEntryD18;
+        if (sizeD18 == 0 || diff == 0) return 0;
+        return mulDivSigned(sizeD18, SignedMath.abs(diff), WAD, diff > 0) * (diff > 0 ? int256(1) : int256(-1));
+    }
+
+    /// @dev Unrealized PnL of a position at `priceD18`: size·price − openNotional, rounded down.
+    function pnlD18(int256 sizeD18, int256 openNotionalD18, uint256 priceD18) internal pure returns (int256) {
+        return mulDivSigned(sizeD18, priceD18, WAD, false) - openNotionalD18;
+    }
+
+    /// @dev Converts a signed D18 amount to token units, rounding toward −∞ (a trader's gain rounds down,
+    /// a trader's loss rounds up).
+    function toTokensFloor(int256 amountD18, uint256 scale) internal pure returns (int256) {
+        if (amountD18 >= 0) return amountD18 / int256(scale);
+        return -int256(Math.ceilDiv(uint256(-amountD18), scale));
+    }
+}

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IVault} from "../interfaces/IVault.sol";
+import {IMarginAccount} from "../interfaces/IMarginAccount.sol";
+import {ILiquidityPool} from "../interfaces/ILiquidityPool.sol";
+
+/// @title LiquidityPool
+/// @notice ERC-4626 LP vault. Its assets live in the Vault's pool ledger (so fills move no tokens); its NAV
+/// subtracts traders' unrealized PnL. A virtual-share offset of 10^6 defeats first-depositor inflation, and
+/// withdrawals stop at the reserve that open interest needs.
+contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    uint256 public constant MIN_RESERVE_FACTOR = 0.05e18;
+    uint256 public constant MAX_RESERVE_FACTOR = 2e18;
+
+    IVault public immutable vault;
+    IMarginAccount public immutable clearingHouse;
+    uint256 public reserveFactorD18;
+
+    /// @param vault_ the Vault holding the pool's assets.
+    /// @param clearingHouse_ source of traders' unrealized PnL and net exposure.
+    constructor(IVault vault_, IMarginAccount clearingHouse_, address admin, string memory name_, string memory symbol_)
+        ERC20(name_, symbol_)
+        ERC4626(IERC20(vault_.token()))
+    {
+        vault = vault_;
+        clearingHouse = clearingHouse_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        reserveFactorD18 = 0.5e18;
+        emit ReserveFactorSet(0, 0.5e18);
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function setReserveFactor(uint256 reserveFactorD18_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (reserveFactorD18_ < MIN_RESERVE_FACTOR || reserveFactorD18_ > MAX_RESERVE_FACTOR) {
+            revert PoolReserveFactorOutOfBounds(reserveFactorD18_, MIN_RESERVE_FACTOR, MAX_RESERVE_FACTOR);
+        }
+        emit ReserveFactorSet(reserveFactorD18, reserveFactorD18_);
+        reserveFactorD18 = reserveFactorD18_;
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function navD18() public view returns (int256) {
+        return (vault.poolBalance() * vault.tokenScale()).toInt256() - clearingHouse.tradersUnrealizedPnlD18();
+    }
+
+    /// @notice NAV in token units, rounded down and floored at zero.
+    function totalAssets() public view override returns (uint256) {
+        int256 nav = navD18();
+        return nav <= 0 ? 0 : uint256(nav) / vault.tokenScale();
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function reservedAssets() public view returns (uint256) {
+        return Math.mulDiv(clearingHouse.netExposureD18(), reserveFactorD18, 1e18 * vault.tokenScale(), Math.Rounding.Ceil);
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function availableAssets() public view returns (uint256) {
+        uint256 nav = totalAssets();
+        uint256 reserved = reservedAssets();
+        if (nav <= reserved) return 0;
+        return Math.min(nav - reserved, vault.poolBalance());
+    }
+
+    /// @notice At most the owner's assets and what the reserve leaves free.
+    function maxWithdraw(address owner) public view override returns (uint256) {
+        return Math.min(super.maxWithdraw(owner), availableAssets());
+    }
+
+    /// @notice At most the owner's shares and the shares of what the reserve leaves free.
+    function maxRedeem(address owner) public view override returns (uint256) {
+        return Math.min(super.maxRedeem(owner), _convertToShares(availableAssets(), Math.Rounding.Floor));
+    }
+
+    /// @dev Virtual shares: 10^6 shares per unit of asset make donation attacks cost 10^6× what they steal.
+    function _decimalsOffset() internal pure override returns (uint8) {
+        return 6;
+    }
+
+    /// @dev Tokens go straight from the LP to the Vault; the delta is measured (no fee-on-transfer).
+    function _deposit(address caller, address receiver, uint256 assets, uint256 shares) internal override nonReentrant {
+        IERC20 t = IERC20(asset());
+        uint256 before = t.balanceOf(address(vault));
+        t.safeTransferFrom(caller, address(vault), assets);
+        uint256 received = t.balanceOf(address(vault)) - before;
+        if (received != assets) revert PoolFeeOnTransferNotSupported(assets, received);
+        vault.creditPool(assets);
+        _mint(receiver, shares);
+        emit Deposit(caller, receiver, assets, shares);
+    }
+
+    /// @dev Burns first, then the Vault pays the receiver (checks-effects-interactions).
+    function _withdraw(address caller, address receiver, address owner, uint256 assets, uint256 shares)
+        internal
+        override
+        nonReentrant
+    {
+        if (caller != owner) _spendAllowance(owner, caller, shares);
+        _burn(owner, shares);
+        vault.debitPool(receiver, assets);
+        emit Withdraw(caller, receiver, owner, assets, shares);
+    }
+}

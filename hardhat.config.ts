@@ -1,0 +1,50 @@
+import { HardhatUserConfig, subtask } from "hardhat/config";
+import { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } from "hardhat/builtin-tasks/task-names";
+import "@nomicfoundation/hardhat-toolbox";
+
+// The machines this project runs on reach the npm registry only, so the compiler comes from the pinned
+// `solc` npm package (WASM) instead of Hardhat's download. Keep SOLC_VERSION equal to package.json's solc.
+const SOLC_VERSION = "0.8.28";
+
+subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string }, _hre, runSuper) => {
+  if (args.solcVersion === SOLC_VERSION) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const solcPkg = require("solc/package.json");
+    return {
+      compilerPath: require.resolve("solc/soljson.js"),
+      isSolcJs: true,
+      version: args.solcVersion,
+      longVersion: `${solcPkg.version}`,
+    };
+  }
+  return runSuper();
+});
+
+const config: HardhatUserConfig = {
+  solidity: {
+    version: SOLC_VERSION,
+    settings: {
+      optimizer: { enabled: true, runs: 200 },
+      evmVersion: "cancun",
+      // Ask solcjs only for what Hardhat and typechain use: it fails on big outputs otherwise.
+      outputSelection: {
+        "*": {
+          "*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers"],
+          "": ["ast"],
+        },
+      },
+    },
+  },
+  networks: {
+    hardhat: {
+      // The protocol's contracts exceed 24 KiB only under coverage instrumentation.
+      allowUnlimitedContractSize: process.env.COVERAGE === "1",
+    },
+    localhost: { url: process.env.SIGMA_RPC_URL ?? "http://127.0.0.1:8545" },
+  },
+  mocha: { timeout: 120_000 },
+  typechain: { outDir: "typechain-types", target: "ethers-v6" },
+  gasReporter: { enabled: process.env.REPORT_GAS === "1", currency: "USD" },
+};
+
+export default config;

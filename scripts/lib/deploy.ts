@@ -1,0 +1,169 @@
+import type { Signer } from "ethers";
+import { encodeBytes32String, parseUnits, id } from "ethers";
+import {
+  ClearingHouse__factory,
+  LiquidityPool__factory,
+  MockERC20__factory,
+  MockV3Aggregator__factory,
+  RiskManager__factory,
+  Vault__factory,
+} from "../../typechain-types";
+import type {
+  ClearingHouse,
+  LiquidityPool,
+  MockERC20,
+  MockV3Aggregator,
+  RiskManager,
+  Vault,
+} from "../../typechain-types";
+import { DEFAULT_MARKETS, MarketSpec, MarketParams } from "./params";
+
+export const ROLES = {
+  PARAM_SETTER: id("sigma.role.PARAM_SETTER"),
+  GUARDIAN: id("sigma.role.GUARDIAN"),
+};
+
+/** Feeds of one market. Locally they are Chainlink MockV3Aggregators. */
+export interface MarketFeeds {
+  symbol: string;
+  marketId: number;
+  priceFeed: string;
+  volFeed: string;
+}
+
+export interface DeployOptions {
+  /** Collateral token decimals for the local mock token (USDC: 6). */
+  collateralDecimals?: number;
+  markets?: MarketSpec[];
+  /** Existing collateral token; a MockERC20 is deployed when absent. */
+  collateral?: string;
+  /** Existing feeds per market symbol (real Chainlink addresses); mocks are deployed when absent. */
+  feeds?: Record<string, { priceFeed: string; volFeed: string }>;
+  /** Deploy a mock L2 sequencer-uptime feed (answer 0 = up) and configure it with this grace period. */
+  sequencerGracePeriod?: number;
+  sequencerFeed?: string;
+  /** Who gets the admin, param-setter and guardian roles (default: deployer). */
+  admin?: string;
+}
+
+export interface SigmaDeployment {
+  token: MockERC20;
+  riskManager: RiskManager;
+  vault: Vault;
+  clearingHouse: ClearingHouse;
+  pool: LiquidityPool;
+  markets: MarketFeeds[];
+  priceFeeds: MockV3Aggregator[];
+  volFeeds: MockV3Aggregator[];
+  sequencerFeed?: MockV3Aggregator;
+  deploymentBlock: number;
+}
+
+/** Price feed decimals of Chainlink USD feeds, and volatility feed decimals used by the local mocks. */
+export const PRICE_FEED_DECIMALS = 8;
+export const VOL_FEED_DECIMALS = 2;
+
+/** Deploys Sigma: RiskManager, Vault, ClearingHouse, LiquidityPool, wired together, with markets listed. */
+export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): Promise<SigmaDeployment> {
+  const admin = opts.admin ?? (await deployer.getAddress());
+  const provider = deployer.provider!;
+  const deploymentBlock = await provider.getBlockNumber();
+  const specs = opts.markets ?? DEFAULT_MARKETS;
+
+  const token = opts.collateral
+    ? MockERC20__factory.connect(opts.collateral, deployer)
+    : await new MockERC20__factory(deployer).deploy("USD Coin (Sigma mock)", "USDC", opts.collateralDecimals ?? 6);
+  await token.waitForDeployment();
+
+  const riskManager = await new RiskManager__factory(deployer).deploy(await deployer.getAddress());
+  await riskManager.waitForDeployment();
+  const vault = await new Vault__factory(deployer).deploy(await token.getAddress(), await deployer.getAddress());
+  await vault.waitForDeployment();
+  const clearingHouse = await new ClearingHouse__factory(deployer).deploy(
+    await vault.getAddress(),
+    await riskManager.getAddress(),
+    await deployer.getAddress(),
+  );
+  await clearingHouse.waitForDeployment();
+  const pool = await new LiquidityPool__factory(deployer).deploy(
+    await vault.getAddress(),
+    await clearingHouse.getAddress(),
+    await deployer.getAddress(),
+    "Sigma LP",
+    "sLP",
+  );
+  await pool.waitForDeployment();
+  await (await vault.wire(await clearingHouse.getAddress(), await pool.getAddress())).wait();
+
+  const markets: MarketFeeds[] = [];
+  const priceFeeds: MockV3Aggregator[] = [];
+  const volFeeds: MockV3Aggregator[] = [];
+  for (const spec of specs) {
+    let priceFeed: string;
+    let volFeed: string;
+    const given = opts.feeds?.[spec.symbol];
+    if (given) {
+      priceFeed = given.priceFeed;
+      volFeed = given.volFeed;
+    } else {
+      const pf = await new MockV3Aggregator__factory(deployer).deploy(
+        PRICE_FEED_DECIMALS,
+        parseUnits(spec.price, PRICE_FEED_DECIMALS),
+      );
+      const vf = await new MockV3Aggregator__factory(deployer).deploy(
+        VOL_FEED_DECIMALS,
+        parseUnits(spec.volPercent, VOL_FEED_DECIMALS),
+      );
+      await pf.waitForDeployment();
+      await vf.waitForDeployment();
+      priceFeeds.push(pf);
+      volFeeds.push(vf);
+      priceFeed = await pf.getAddress();
+      volFeed = await vf.getAddress();
+    }
+    const marketId = markets.length;
+    await (
+      await riskManager.addMarket(encodeBytes32String(spec.symbol), priceFeed, volFeed, toStruct(spec.params))
+    ).wait();
+    markets.push({ symbol: spec.symbol, marketId, priceFeed, volFeed });
+  }
+
+  let sequencerFeed: MockV3Aggregator | undefined;
+  if (opts.sequencerFeed || opts.sequencerGracePeriod !== undefined) {
+    let addr = opts.sequencerFeed;
+    if (!addr) {
+      sequencerFeed = await new MockV3Aggregator__factory(deployer).deploy(0, 0);
+      await sequencerFeed.waitForDeployment();
+      addr = await sequencerFeed.getAddress();
+    }
+    await (await riskManager.setSequencerFeed(addr, opts.sequencerGracePeriod ?? 3600)).wait();
+  }
+
+  for (const c of [riskManager]) {
+    await (await c.grantRole(ROLES.PARAM_SETTER, admin)).wait();
+    await (await c.grantRole(ROLES.GUARDIAN, admin)).wait();
+  }
+  if (admin !== (await deployer.getAddress())) {
+    const adminRole = await riskManager.DEFAULT_ADMIN_ROLE();
+    for (const c of [riskManager, vault, clearingHouse, pool]) {
+      await (await c.grantRole(adminRole, admin)).wait();
+    }
+  }
+
+  return {
+    token,
+    riskManager,
+    vault,
+    clearingHouse,
+    pool,
+    markets,
+    priceFeeds,
+    volFeeds,
+    sequencerFeed,
+    deploymentBlock,
+  };
+}
+
+export function toStruct(p: MarketParams) {
+  return { ...p };
+}

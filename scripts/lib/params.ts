@@ -1,0 +1,86 @@
+import { parseUnits } from "ethers";
+
+/** Per-market risk parameters as the RiskManager stores them (see IRiskManager.MarketParams). */
+export interface MarketParams {
+  zMmD18: bigint;
+  zImD18: bigint;
+  liqFeeD18: bigint;
+  horizonSec: bigint;
+  priceMaxAge: bigint;
+  mmrMinD18: bigint;
+  mmrMaxD18: bigint;
+  imrMinD18: bigint;
+  sizeAddOnD18: bigint;
+  sigmaMinD18: bigint;
+  sigmaMaxD18: bigint;
+  takerFeeD18: bigint;
+  makerFeeD18: bigint;
+  skewScaleD18: bigint;
+  maxFundingRateD18: bigint;
+  liquidationPriceMaxAge: bigint;
+  volMaxAge: bigint;
+  oiCapRatioD18: bigint;
+}
+
+export interface MarketSpec {
+  symbol: string;
+  /** Initial oracle price in USD (local mock feeds). */
+  price: string;
+  /** Initial annualized volatility in percent (local mock feeds). */
+  volPercent: string;
+  params: MarketParams;
+}
+
+const d18 = (x: string) => parseUnits(x, 18);
+
+/** Defaults shared by every market: z_mm = 3, z_im = 5, 1 h horizon, 0.5% liquidation fee (DESIGN.md). */
+export function baseParams(overrides: Partial<MarketParams> = {}): MarketParams {
+  return {
+    zMmD18: d18("3"),
+    zImD18: d18("5"),
+    liqFeeD18: d18("0.005"),
+    horizonSec: 3600n,
+    priceMaxAge: 4500n, // Chainlink ETH/USD heartbeat is 3600 s; allow 25% slack for trading and views
+    mmrMinD18: d18("0.005"),
+    mmrMaxD18: d18("0.25"),
+    imrMinD18: d18("0.01"),
+    sizeAddOnD18: d18("0.01"),
+    sigmaMinD18: d18("0.1"),
+    sigmaMaxD18: d18("3"),
+    takerFeeD18: d18("0.0005"),
+    makerFeeD18: d18("0.0002"),
+    skewScaleD18: d18("100000"),
+    maxFundingRateD18: d18("0.03"),
+    liquidationPriceMaxAge: 3900n, // stricter for liquidations: heartbeat + 5 min
+    volMaxAge: 90000n, // realized-vol feeds update about daily
+    oiCapRatioD18: d18("2"),
+    ...overrides,
+  };
+}
+
+export const DEFAULT_MARKETS: MarketSpec[] = [
+  { symbol: "ETH-PERP", price: "2000", volPercent: "50", params: baseParams({ skewScaleD18: d18("100000") }) },
+  { symbol: "BTC-PERP", price: "60000", volPercent: "40", params: baseParams({ skewScaleD18: d18("5000") }) },
+];
+
+/** Order of IRiskManager.Param (enum). */
+export const PARAM = {
+  ZMm: 0,
+  ZIm: 1,
+  HorizonSec: 2,
+  LiqFee: 3,
+  MmrMin: 4,
+  MmrMax: 5,
+  ImrMin: 6,
+  SizeAddOn: 7,
+  SigmaMin: 8,
+  SigmaMax: 9,
+  SkewScale: 10,
+  TakerFee: 11,
+  MakerFee: 12,
+  MaxFundingRate: 13,
+  OiCapRatio: 14,
+  PriceMaxAge: 15,
+  LiquidationPriceMaxAge: 16,
+  VolMaxAge: 17,
+} as const;
