@@ -37,7 +37,15 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     uint256 internal immutable _scale;
 
     mapping(address => mapping(uint256 => Position)) internal _positions;
-    mapping(address => uint256) internal _accountMarkets;
+    /// @dev Per-account state in one slot. `active` stays set after the first trade so the slot never returns
+    /// to zero (re-opening then costs a warm write, not a fresh one).
+    struct Account {
+        uint32 markets; // bitmap of markets with a position
+        bool active;
+        uint64 marginCallDeadline;
+    }
+
+    mapping(address => Account) internal _accounts;
     mapping(uint256 => MarketState) internal _markets;
     mapping(uint256 => Order) internal _orders;
     mapping(address => uint256) public claimableEth;
@@ -62,14 +70,12 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         uint256 price;
         uint256 fee;
         int256 realized;
-        int256 funding;
         int256 newSize;
         bool increasesRisk;
     }
 
     struct Totals {
         int256 pnlD18;
-        int256 fundingD18;
         uint256 imD18;
         uint256 mmD18;
     }
@@ -162,7 +168,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     /// @inheritdoc IClearingHouse
     function liquidate(address account) external nonReentrant returns (uint256 reward) {
         if (!riskManager.liquidationsAllowed()) revert ClearingHouseLiquidationsPaused();
-        uint256 bitmap = _accountMarkets[account];
+        uint256 bitmap = _accounts[account].markets;
         MarketView[] memory views = _loadViews(bitmap, true);
         uint256 collateral = vault.collateralOf(account);
         (int256 equity, Totals memory t) = _margin(account, collateral, views);
@@ -177,7 +183,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
             feeD18 += fee;
             closedNotional += notional;
         }
-        delete _accountMarkets[account];
+        _accounts[account].markets = 0;
         uint256 feePaid;
         (feePaid, reward) = vault.settleLiquidation(
             account,
@@ -241,12 +247,12 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
 
     /// @inheritdoc IClearingHouse
     function accountMarkets(address account) external view returns (uint256) {
-        return _accountMarkets[account];
+        return _accounts[account].markets;
     }
 
     /// @inheritdoc IClearingHouse
     function accountSummary(address account) public view returns (AccountSummary memory s) {
-        MarketView[] memory views = _loadViews(_accountMarkets[account], false);
+        MarketView[] memory views = _loadViews(_accounts[account].markets, false);
         return _summary(account, views);
     }
 
@@ -263,7 +269,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         }
         out = new AccountSummary[](accounts.length);
         for (uint256 i; i < accounts.length; ++i) {
-            uint256 bitmap = _accountMarkets[accounts[i]];
+            uint256 bitmap = _accounts[accounts[i]].markets;
             MarketView[] memory views = new MarketView[](_popcount(bitmap));
             bool priced = true;
             uint256 k;
@@ -278,8 +284,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
 
     /// @inheritdoc IMarginAccount
     function freeCollateral(address account) external view returns (uint256) {
-        uint256 bitmap = _accountMarkets[account];
-        if (bitmap == 0) return vault.collateralOf(account);
+        if (_accounts[account].markets == 0) return vault.collateralOf(account);
         return accountSummary(account).freeCollateral;
     }
 
@@ -287,7 +292,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     function liquidationPriceD18(address account, uint256 marketId) external view returns (uint256) {
         Position memory pos = _positions[account][marketId];
         if (pos.sizeD18 == 0) return 0;
-        MarketView[] memory views = _loadViews(_accountMarkets[account], false);
+        MarketView[] memory views = _loadViews(_accounts[account].markets, false);
         (int256 equity, Totals memory t) = _margin(account, vault.collateralOf(account), views);
         uint256 price;
         uint256 mmr;
@@ -297,11 +302,11 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
             mmr = views[i].risk.mmrD18
                 + MarginMath.sizeAddOnD18(SignedMath.abs(pos.sizeD18), views[i].risk.sizeAddOnD18, views[i].risk.skewScaleD18);
         }
-        // Solve E0 + s·(p − p0) = M_other + |s|·p·mmr for p, holding σ and other markets fixed.
+        // Solve E0 + s·(p − p0) = M_other + |s|·p·mmr for p, holding σ, funding and other markets fixed.
         int256 s = pos.sizeD18;
-        int256 mOther = t.mmD18.toInt256() - MarginMath.notionalUpD18(SignedMath.abs(s), price).toInt256() * int256(mmr) / int256(WAD);
-        int256 num = mOther - equity + s * int256(price) / int256(WAD);
-        int256 den = s - int256(SignedMath.abs(s) * mmr / WAD);
+        int256 mOther = t.mmD18.toInt256() - (MarginMath.notionalUpD18(SignedMath.abs(s), price) * mmr / WAD).toInt256();
+        int256 num = mOther - equity + s * price.toInt256() / int256(WAD);
+        int256 den = s - (SignedMath.abs(s) * mmr / WAD).toInt256();
         if (den == 0) return 0;
         int256 p = num * int256(WAD) / den;
         return p > 0 ? uint256(p) : 0;
@@ -365,96 +370,85 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         if (f.increasesRisk && r.breakers != 0) revert ClearingHouseMarketReduceOnly(marketId, r.breakers);
 
         f.fee = MarginMath.tradeFeeD18(ms.skewD18, delta, f.price, r.takerFeeD18, r.makerFeeD18);
-        (f.realized, f.funding) = _applyFill(account, marketId, ms, pos, delta, f.price);
+        f.realized = _applyFill(account, marketId, ms, pos, delta, f.price, v.fundingIndexD18);
 
-        if (f.increasesRisk) _checkOpenInterest(marketId, ms, r, f.newSize > 0);
+        if (f.increasesRisk) _checkOpenInterest(v, ms, f.newSize > 0);
         uint256 collateral =
-            vault.settleTrade(account, MarginMath.toTokensFloor(f.realized - f.funding, _scale), Math.ceilDiv(f.fee, _scale));
+            vault.settleTrade(account, MarginMath.toTokensFloor(f.realized, _scale), Math.ceilDiv(f.fee, _scale));
         if (f.increasesRisk) _checkInitialMargin(account, collateral, v);
-        emit PositionModified(account, marketId, delta, f.price, f.newSize, f.realized, f.funding, f.fee);
+        emit PositionModified(account, marketId, delta, f.price, f.newSize, f.realized, f.fee);
         return f.price;
     }
 
     function _checkInitialMargin(address account, uint256 collateral, MarketView memory known) internal view {
-        MarketView[] memory views = _loadViewsWith(_accountMarkets[account], known);
+        MarketView[] memory views = _loadViewsWith(_accounts[account].markets, known);
         (int256 equity, Totals memory t) = _margin(account, collateral, views);
         if (equity < t.imD18.toInt256()) revert ClearingHouseInsufficientMargin(account, equity, t.imD18);
     }
 
-    /// @dev Applies a fill to a position and the market's aggregates, settling the position's funding.
-    /// Returns the PnL realized on the closed part and the funding owed (both D18, positive funding = paid).
-    function _applyFill(address account, uint256 marketId, MarketState storage ms, Position memory pos, int256 delta, uint256 fill)
-        internal
-        returns (int256 realized, int256 funding)
-    {
-        int256 index = ms.fundingIndexD18;
-        funding = MarginMath.fundingOwedD18(pos.sizeD18, index, pos.fundingEntryD18);
-        int256 newSize = pos.sizeD18 + delta;
-        int256 newOpenNotional;
-        (newOpenNotional, realized) = _nextOpenNotional(pos.sizeD18, pos.openNotionalD18, delta, fill);
+    /// @dev Applies a fill to a position and to the market's aggregates. Returns the PnL (including funding)
+    /// realized on the part the fill closes, D18.
+    function _applyFill(
+        address account,
+        uint256 marketId,
+        MarketState storage ms,
+        Position memory pos,
+        int256 delta,
+        uint256 fill,
+        int256 index
+    ) internal returns (int256 realized) {
+        int256 size = pos.sizeD18;
+        int256 newSize = size + delta;
+        int256 newBasis;
+        (newBasis, realized) = _nextCostBasis(size, pos.costBasisD18, delta, fill, index);
 
         // Aggregates move by exactly what the position moves, so Σ positions == aggregates to the wei.
         ms.skewD18 = (ms.skewD18 + delta).toInt128();
-        ms.netOpenNotionalD18 = (ms.netOpenNotionalD18 + newOpenNotional - pos.openNotionalD18).toInt128();
-        ms.netFundingEntryD18 += _fundingEntryTerm(newSize, index) - _fundingEntryTerm(pos.sizeD18, pos.fundingEntryD18);
-        _moveOpenInterest(ms, pos.sizeD18, newSize);
-        _storePosition(account, marketId, pos.sizeD18, newSize, newOpenNotional, index);
-    }
-
-    /// @dev Open notional after a fill and the PnL realized on the part it closes.
-    function _nextOpenNotional(int256 size, int256 openNotional, int256 delta, uint256 fill)
-        internal
-        pure
-        returns (int256 newOpenNotional, int256 realized)
-    {
-        if (size == 0 || (size > 0) == (delta > 0)) {
-            // Toward +∞: a long's entry rounds up, a short's down, both against the trader.
-            return (openNotional + MarginMath.mulDivSigned(delta, fill, WAD, true), 0);
-        }
-        uint256 absSize = SignedMath.abs(size);
-        uint256 closeAbs = Math.min(absSize, SignedMath.abs(delta));
-        int256 closedNotional = MarginMath.mulDivSigned(openNotional, closeAbs, absSize, true);
-        int256 closedSize = size > 0 ? closeAbs.toInt256() : -closeAbs.toInt256();
-        realized = MarginMath.mulDivSigned(closedSize, fill, WAD, false) - closedNotional;
-        newOpenNotional = openNotional - closedNotional;
-        if (SignedMath.abs(delta) > absSize) {
-            // Flip: the rest of the trade opens a new position at the fill price.
-            newOpenNotional = MarginMath.mulDivSigned(size + delta, fill, WAD, true);
-        }
-    }
-
-    function _fundingEntryTerm(int256 size, int256 index) internal pure returns (int256) {
-        return MarginMath.mulDivSigned(size, SignedMath.abs(index), WAD, false) * _sign(index);
-    }
-
-    function _moveOpenInterest(MarketState storage ms, int256 size, int256 newSize) internal {
+        ms.netCostBasisD18 = (ms.netCostBasisD18 + newBasis - pos.costBasisD18).toInt128();
         if (size > 0) ms.oiLongD18 -= uint256(size).toUint128();
         else if (size < 0) ms.oiShortD18 -= uint256(-size).toUint128();
         if (newSize > 0) ms.oiLongD18 += uint256(newSize).toUint128();
         else if (newSize < 0) ms.oiShortD18 += uint256(-newSize).toUint128();
-    }
 
-    function _storePosition(address account, uint256 marketId, int256 size, int256 newSize, int256 openNotional, int256 index)
-        internal
-    {
         if (newSize == 0) {
             delete _positions[account][marketId];
-            _accountMarkets[account] &= ~(1 << marketId);
-            return;
+            _accounts[account].markets &= ~uint32(1 << marketId);
+        } else {
+            _positions[account][marketId] = Position(newSize.toInt128(), newBasis.toInt128());
+            if (size == 0) {
+                Account storage acc = _accounts[account];
+                uint32 bitmap = acc.markets;
+                if (_popcount(bitmap) >= MAX_MARKETS_PER_ACCOUNT) revert ClearingHouseTooManyMarkets(account);
+                acc.markets = bitmap | uint32(1 << marketId);
+                acc.active = true;
+            }
         }
-        Position storage p = _positions[account][marketId];
-        p.sizeD18 = newSize.toInt128();
-        p.openNotionalD18 = openNotional.toInt128();
-        p.fundingEntryD18 = index.toInt128();
-        if (size == 0) {
-            uint256 bitmap = _accountMarkets[account];
-            if (_popcount(bitmap) >= MAX_MARKETS_PER_ACCOUNT) revert ClearingHouseTooManyMarkets(account);
-            _accountMarkets[account] = bitmap | (1 << marketId);
+    }
+
+    /// @dev Cost basis after a fill and the PnL (including funding) realized on the part it closes.
+    function _nextCostBasis(int256 size, int256 basis, int256 delta, uint256 fill, int256 index)
+        internal
+        pure
+        returns (int256 newBasis, int256 realized)
+    {
+        if (size == 0 || (size > 0) == (delta > 0)) {
+            return (basis + MarginMath.basisDeltaD18(delta, fill, index), 0);
+        }
+        uint256 absSize = SignedMath.abs(size);
+        uint256 closeAbs = Math.min(absSize, SignedMath.abs(delta));
+        // Toward +∞: the closed part's basis rounds up, so the realized PnL rounds against the trader.
+        int256 closedBasis = MarginMath.mulDivSigned(basis, closeAbs, absSize, true);
+        int256 closedSize = size > 0 ? closeAbs.toInt256() : -closeAbs.toInt256();
+        realized = MarginMath.pnlD18(closedSize, closedBasis, fill, index);
+        newBasis = basis - closedBasis;
+        if (SignedMath.abs(delta) > absSize) {
+            // Flip: the rest of the trade opens a new position at the fill price.
+            newBasis = MarginMath.basisDeltaD18(size + delta, fill, index);
         }
     }
 
     /// @dev Closes an account's whole position in one market at the oracle price with the skew premium.
-    /// Returns the realized PnL net of funding, the liquidation fee and the closed notional (D18).
+    /// Returns the realized PnL (including funding), the liquidation fee and the closed notional (D18).
     function _closeForLiquidation(address account, MarketView memory v)
         internal
         returns (int256 pnl, uint256 fee, uint256 notional)
@@ -464,22 +458,29 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         Position memory pos = _positions[account][v.marketId];
         int256 delta = -int256(pos.sizeD18);
         uint256 fill = MarginMath.fillPriceD18(v.risk.priceD18, ms.skewD18, delta, v.risk.skewScaleD18);
-        (int256 realized, int256 funding) = _applyFill(account, v.marketId, ms, pos, delta, fill);
+        pnl = _applyFill(account, v.marketId, ms, pos, delta, fill, v.fundingIndexD18);
         notional = MarginMath.notionalUpD18(SignedMath.abs(delta), fill);
         fee = Math.mulDiv(notional, v.risk.liqFeeD18, WAD, Math.Rounding.Ceil);
-        pnl = realized - funding;
-        emit PositionModified(account, v.marketId, delta, fill, 0, realized, funding, fee);
+        emit PositionModified(account, v.marketId, delta, fill, 0, pnl, fee);
     }
 
-    function _checkOpenInterest(uint256 marketId, MarketState storage ms, IRiskManager.MarketRisk memory r, bool longSide)
-        internal
-        view
-    {
-        uint256 oi = longSide ? ms.oiLongD18 : ms.oiShortD18;
-        uint256 oiNotional = MarginMath.notionalUpD18(oi, r.priceD18);
-        int256 nav = (vault.poolBalance() * _scale).toInt256() - tradersUnrealizedPnlD18();
-        uint256 cap = nav <= 0 ? 0 : Math.mulDiv(uint256(nav), r.oiCapRatioD18, WAD);
-        if (oiNotional > cap) revert ClearingHouseOpenInterestCap(marketId, oiNotional, cap);
+    /// @dev Open interest of the side the trade grew must stay within OiCapRatio × pool NAV. The NAV uses the
+    /// known snapshot for this market and a plain price read for the others.
+    function _checkOpenInterest(MarketView memory v, MarketState storage ms, bool longSide) internal view {
+        uint256 oiNotional = MarginMath.notionalUpD18(longSide ? ms.oiLongD18 : ms.oiShortD18, v.risk.priceD18);
+        int256 nav = (vault.poolBalance() * _scale).toInt256();
+        uint256 n = riskManager.marketCount();
+        for (uint256 m; m < n; ++m) {
+            MarketState storage other = _markets[m];
+            if (other.skewD18 == 0 && other.netCostBasisD18 == 0) continue;
+            if (m == v.marketId) {
+                nav -= _marketTraderPnl(other, v.risk.priceD18, v.fundingIndexD18);
+            } else {
+                nav -= _marketTraderPnl(other, riskManager.priceD18(m), other.fundingIndexD18);
+            }
+        }
+        uint256 cap = nav <= 0 ? 0 : Math.mulDiv(uint256(nav), v.risk.oiCapRatioD18, WAD);
+        if (oiNotional > cap) revert ClearingHouseOpenInterestCap(v.marketId, oiNotional, cap);
     }
 
     /// @dev Folds funding since the last accrual into the market's index at the snapshot's price.
@@ -540,19 +541,17 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
             Position memory pos = _positions[account][v.marketId];
             if (pos.sizeD18 == 0) continue;
             uint256 absSize = SignedMath.abs(pos.sizeD18);
-            t.pnlD18 += MarginMath.pnlD18(pos.sizeD18, pos.openNotionalD18, v.risk.priceD18);
-            t.fundingD18 += MarginMath.fundingOwedD18(pos.sizeD18, v.fundingIndexD18, pos.fundingEntryD18);
+            t.pnlD18 += MarginMath.pnlD18(pos.sizeD18, pos.costBasisD18, v.risk.priceD18, v.fundingIndexD18);
             t.imD18 += MarginMath.requirementD18(absSize, v.risk.priceD18, v.risk.imrD18, v.risk.sizeAddOnD18, v.risk.skewScaleD18);
             t.mmD18 += MarginMath.requirementD18(absSize, v.risk.priceD18, v.risk.mmrD18, v.risk.sizeAddOnD18, v.risk.skewScaleD18);
         }
-        equity = (collateral * _scale).toInt256() + t.pnlD18 - t.fundingD18;
+        equity = (collateral * _scale).toInt256() + t.pnlD18;
     }
 
     function _summary(address account, MarketView[] memory views) internal view returns (AccountSummary memory s) {
         s.collateral = vault.collateralOf(account);
         (int256 equity, Totals memory t) = _margin(account, s.collateral, views);
         s.unrealizedPnlD18 = t.pnlD18;
-        s.fundingOwedD18 = t.fundingD18;
         s.equityD18 = equity;
         s.initialRequirementD18 = t.imD18;
         s.maintenanceRequirementD18 = t.mmD18;
@@ -567,11 +566,9 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         }
     }
 
+    /// @dev Traders' aggregate PnL (including funding) in one market, from its aggregates: O(1).
     function _marketTraderPnl(MarketState storage ms, uint256 price, int256 index) internal view returns (int256) {
-        int256 skew = ms.skewD18;
-        int256 pnl = MarginMath.mulDivSigned(skew, price, WAD, false) - ms.netOpenNotionalD18;
-        int256 fundingOwed = _fundingEntryTerm(skew, index) - ms.netFundingEntryD18;
-        return pnl - fundingOwed;
+        return MarginMath.pnlD18(ms.skewD18, ms.netCostBasisD18, price, index);
     }
 
     // ================================================================= internals: misc
@@ -635,10 +632,6 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
 
     function _bound(bytes32 name, uint256 value, uint256 min, uint256 max) internal pure {
         if (value < min || value > max) revert ClearingHouseParamOutOfBounds(name, value, min, max);
-    }
-
-    function _sign(int256 x) internal pure returns (int256) {
-        return x < 0 ? int256(-1) : int256(1);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

@@ -9,21 +9,22 @@ import {IMarginAccount} from "./IMarginAccount.sol";
 /// Sizes are signed base units (D18, positive = long); prices and USD amounts are D18.
 interface IClearingHouse is IMarginAccount {
     /// @notice A position of one account in one market.
+    /// @dev Funding is folded into the cost basis (one storage slot per position): the position's PnL
+    /// including funding is size·(price − fundingIndex) − costBasis, and its break-even price is
+    /// (costBasis + size·fundingIndex) / size.
     struct Position {
         int128 sizeD18; // signed base units
-        int128 openNotionalD18; // Σ size·fill price of the open part (signed like size); entry = openNotional/size
-        int128 fundingEntryD18; // market funding index when funding was last settled
+        int128 costBasisD18; // Σ size·(fill price − funding index at fill) of the open part
     }
 
     /// @notice Aggregates of one market, maintained on every fill so pool NAV is O(1) per market.
     struct MarketState {
         int128 skewD18; // Σ sizes
-        int128 netOpenNotionalD18; // Σ open notionals
+        int128 netCostBasisD18; // Σ cost bases
         uint128 oiLongD18;
         uint128 oiShortD18;
         int128 fundingIndexD18; // cumulative funding per unit of size (USD, D18); longs pay when it rises
         uint64 lastFundingTime;
-        int256 netFundingEntryD18; // Σ size·fundingEntry
     }
 
     /// @notice A committed order awaiting execution.
@@ -39,9 +40,8 @@ interface IClearingHouse is IMarginAccount {
     /// @notice Margin figures of one account (D18 unless noted).
     struct AccountSummary {
         uint256 collateral; // token units
-        int256 unrealizedPnlD18;
-        int256 fundingOwedD18; // positive: the account owes funding
-        int256 equityD18; // collateral + PnL − funding
+        int256 unrealizedPnlD18; // including accrued funding
+        int256 equityD18; // collateral + unrealized PnL
         uint256 initialRequirementD18;
         uint256 maintenanceRequirementD18;
         uint256 freeCollateral; // token units
@@ -72,8 +72,7 @@ interface IClearingHouse is IMarginAccount {
         int256 sizeDeltaD18,
         uint256 fillPriceD18,
         int256 newSizeD18,
-        int256 realizedPnlD18,
-        int256 fundingPaidD18,
+        int256 realizedPnlD18, // including the funding of the closed part
         uint256 feeD18
     );
     /// @notice Emitted when funding accrues in a market.

@@ -125,16 +125,22 @@ library MarginMath {
         return neg ? -m : m;
     }
 
-    /// @dev Funding a position owes since its entry index (positive: the trader pays), rounded up.
-    function fundingOwedD18(int256 sizeD18, int256 indexNowD18, int256 indexEntryD18) internal pure returns (int256) {
-        int256 diff = indexNowD18 - indexEntryD18;
-        if (sizeD18 == 0 || diff == 0) return 0;
-        return mulDivSigned(sizeD18, SignedMath.abs(diff), WAD, diff > 0) * (diff > 0 ? int256(1) : int256(-1));
+    /// @dev a·b/1e18 for signed a and b, rounded toward +∞ when `up`, toward −∞ otherwise.
+    function mulSigned(int256 a, int256 b, bool up) internal pure returns (int256) {
+        // |a|, |b| < 2^128 in every caller, so negating a cannot overflow.
+        return mulDivSigned(b < 0 ? -a : a, SignedMath.abs(b), WAD, up);
     }
 
-    /// @dev Unrealized PnL of a position at `priceD18`: size·price − openNotional, rounded down.
-    function pnlD18(int256 sizeD18, int256 openNotionalD18, uint256 priceD18) internal pure returns (int256) {
-        return mulDivSigned(sizeD18, priceD18, WAD, false) - openNotionalD18;
+    /// @dev PnL of a position including funding at `priceD18` and funding index `indexD18`:
+    /// size·price − size·index − costBasis, rounded toward −∞ (against the trader).
+    function pnlD18(int256 sizeD18, int256 costBasisD18, uint256 priceD18, int256 indexD18) internal pure returns (int256) {
+        return mulDivSigned(sizeD18, priceD18, WAD, false) - mulSigned(sizeD18, indexD18, true) - costBasisD18;
+    }
+
+    /// @dev Cost basis added by opening `sizeDeltaD18` at `fillD18` with funding index `indexD18`:
+    /// delta·(fill − index), rounded toward +∞ (against the trader).
+    function basisDeltaD18(int256 sizeDeltaD18, uint256 fillD18, int256 indexD18) internal pure returns (int256) {
+        return mulDivSigned(sizeDeltaD18, fillD18, WAD, true) - mulSigned(sizeDeltaD18, indexD18, false);
     }
 
     /// @dev Converts a signed D18 amount to token units, rounding toward −∞ (a trader's gain rounds down,

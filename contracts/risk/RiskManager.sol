@@ -20,19 +20,25 @@ contract RiskManager is IRiskManager, AccessControl {
     uint256 public constant MAX_MARKETS = 32;
     uint256 public constant MAX_GRACE_PERIOD = 1 days;
 
+    /// @dev Laid out so one operation reads three slots besides the parameters.
     struct Market {
         bytes32 symbol;
         AggregatorV3Interface priceFeed;
         uint8 priceDecimals;
-        AggregatorV3Interface volFeed;
         uint8 volDecimals;
         bool openingPaused;
+        AggregatorV3Interface volFeed;
+        uint64 sqrtHorizonD18; // sqrt(horizon / 1 year), derived from HorizonSec when it is set
         MarketParams params;
     }
 
+    struct Sequencer {
+        AggregatorV3Interface feed;
+        uint32 gracePeriod;
+    }
+
     Market[] internal _markets;
-    AggregatorV3Interface public sequencerFeed;
-    uint256 public sequencerGracePeriod;
+    Sequencer internal _sequencer;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -53,6 +59,7 @@ contract RiskManager is IRiskManager, AccessControl {
         m.symbol = symbol;
         _setFeeds(m, priceFeed, volFeed);
         m.params = params;
+        m.sqrtHorizonD18 = uint64(MarginMath.sqrtHorizonD18(params.horizonSec));
         for (uint256 i; i <= uint256(type(Param).max); ++i) {
             Param p = Param(i);
             uint256 v = _get(params, p);
@@ -69,6 +76,7 @@ contract RiskManager is IRiskManager, AccessControl {
         _checkBounds(param, value);
         uint256 old = _get(m.params, param);
         _set(m.params, param, value);
+        if (param == Param.HorizonSec) m.sqrtHorizonD18 = uint64(MarginMath.sqrtHorizonD18(value));
         _checkCoherent(m.params);
         emit MarketParamSet(marketId, param, old, value);
     }
@@ -85,8 +93,7 @@ contract RiskManager is IRiskManager, AccessControl {
     /// @inheritdoc IRiskManager
     function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (gracePeriod > MAX_GRACE_PERIOD) revert RiskInvalidGracePeriod(gracePeriod);
-        sequencerFeed = feed;
-        sequencerGracePeriod = gracePeriod;
+        _sequencer = Sequencer(feed, uint32(gracePeriod));
         emit SequencerFeedSet(address(feed), gracePeriod);
     }
 
@@ -128,7 +135,7 @@ contract RiskManager is IRiskManager, AccessControl {
         );
         bool volFresh;
         (r.sigmaD18, volFresh) = _sigma(m, p);
-        (r.mmrD18, r.imrD18) = MarginMath.baseRatios(_ratioParams(p), r.sigmaD18);
+        (r.mmrD18, r.imrD18) = MarginMath.baseRatios(_ratioParams(p, m.sqrtHorizonD18), r.sigmaD18);
         r.liqFeeD18 = p.liqFeeD18;
         r.sizeAddOnD18 = p.sizeAddOnD18;
         r.skewScaleD18 = p.skewScaleD18;
@@ -138,7 +145,8 @@ contract RiskManager is IRiskManager, AccessControl {
         r.oiCapRatioD18 = p.oiCapRatioD18;
         if (m.openingPaused) r.breakers |= BREAKER_OPENING_PAUSED;
         if (!volFresh) r.breakers |= BREAKER_VOL_STALE;
-        if (!ChainlinkOracle.sequencerOk(sequencerFeed, sequencerGracePeriod)) r.breakers |= BREAKER_SEQUENCER;
+        Sequencer memory seq = _sequencer;
+        if (!ChainlinkOracle.sequencerOk(seq.feed, seq.gracePeriod)) r.breakers |= BREAKER_SEQUENCER;
     }
 
     /// @inheritdoc IRiskManager
@@ -152,7 +160,7 @@ contract RiskManager is IRiskManager, AccessControl {
         Market storage m = _market(marketId);
         MarketParams memory p = m.params;
         (sigmaD18,) = _sigma(m, p);
-        (mmrD18, imrD18) = MarginMath.baseRatios(_ratioParams(p), sigmaD18);
+        (mmrD18, imrD18) = MarginMath.baseRatios(_ratioParams(p, m.sqrtHorizonD18), sigmaD18);
     }
 
     /// @inheritdoc IRiskManager
@@ -163,7 +171,13 @@ contract RiskManager is IRiskManager, AccessControl {
 
     /// @inheritdoc IRiskManager
     function liquidationsAllowed() external view returns (bool) {
-        return ChainlinkOracle.sequencerOk(sequencerFeed, sequencerGracePeriod);
+        Sequencer memory seq = _sequencer;
+        return ChainlinkOracle.sequencerOk(seq.feed, seq.gracePeriod);
+    }
+
+    /// @notice The L2 sequencer-uptime feed (zero on L1) and its grace period in seconds.
+    function sequencer() external view returns (address feed, uint256 gracePeriod) {
+        return (address(_sequencer.feed), _sequencer.gracePeriod);
     }
 
     // ---------------------------------------------------------------- internals
@@ -202,11 +216,11 @@ contract RiskManager is IRiskManager, AccessControl {
         if (sigmaD18 > p.sigmaMaxD18) sigmaD18 = p.sigmaMaxD18;
     }
 
-    function _ratioParams(MarketParams memory p) internal pure returns (MarginMath.RatioParams memory) {
+    function _ratioParams(MarketParams memory p, uint256 sqrtHorizonD18) internal pure returns (MarginMath.RatioParams memory) {
         return MarginMath.RatioParams({
             zMmD18: p.zMmD18,
             zImD18: p.zImD18,
-            sqrtHorizonD18: MarginMath.sqrtHorizonD18(p.horizonSec),
+            sqrtHorizonD18: sqrtHorizonD18,
             liqFeeD18: p.liqFeeD18,
             mmrMinD18: p.mmrMinD18,
             mmrMaxD18: p.mmrMaxD18,

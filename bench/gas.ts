@@ -1,0 +1,111 @@
+/**
+ * Gas benchmark: runs each user-facing operation on the in-process Hardhat network and prints gasUsed.
+ * Writes reports/gas.json as { "<operation>": gasUsed }.
+ *
+ *   npm run bench:gas
+ *
+ * Each operation is measured in its steady state (the accounts and markets involved already touched once),
+ * which is what a live protocol sees; first-touch costs are listed separately where they differ.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import hre from "hardhat";
+import { parseUnits } from "ethers";
+import { deploySigma, PRICE_FEED_DECIMALS } from "../scripts/lib/deploy";
+
+const TARGETS: Record<string, number> = {
+  deposit: 80_000,
+  withdraw: 0,
+  commitOrder: 120_000,
+  executeOrderOpen: 160_000,
+  executeOrderClose: 150_000,
+  liquidate: 180_000,
+};
+
+async function main() {
+  const { ethers, network } = hre;
+  const [admin, keeper, lp, ...traders] = await ethers.getSigners();
+  const d = await deploySigma(admin);
+  const { token, vault, clearingHouse: ch, pool } = d;
+  const usdc = (x: string) => parseUnits(x, 6);
+  const fee = await ch.minExecutionFee();
+  const minDelay = Number(await ch.minDelay());
+  const gas: Record<string, number> = {};
+
+  const advance = async (s: number) => {
+    await network.provider.send("evm_increaseTime", [s]);
+    await network.provider.send("evm_mine", []);
+  };
+  const used = async (p: Promise<any>) => Number((await (await p).wait()).gasUsed);
+  const commit = async (t: any, m: number, size: bigint) => {
+    const rc = await (await ch.connect(t).commitOrder(m, size, size > 0n ? 2n ** 95n : 0n, { value: fee })).wait();
+    const log = rc!.logs.map((l: any) => ch.interface.parseLog(l)).find((e: any) => e?.name === "OrderCommitted");
+    return { id: log!.args.orderId as bigint, gas: Number(rc!.gasUsed) };
+  };
+
+  await token.mint(lp.address, usdc("10000000"));
+  await token.connect(lp).approve(await pool.getAddress(), ethers.MaxUint256);
+  await pool.connect(lp).deposit(usdc("5000000"), lp.address);
+  for (const t of traders.slice(0, 4)) {
+    await token.mint(t.address, usdc("1000000"));
+    await token.connect(t).approve(await vault.getAddress(), ethers.MaxUint256);
+  }
+  const [a, b, c] = traders;
+
+  // Warm-up: give the keeper and the markets non-zero state, as on a live deployment.
+  await vault.connect(c).deposit(c.address, usdc("100000"));
+  {
+    const o = await commit(c, 0, parseUnits("1", 18));
+    await advance(minDelay);
+    await ch.connect(keeper).executeOrder(o.id);
+  }
+
+  gas.depositFirst = await used(vault.connect(a).deposit(a.address, usdc("10000")));
+  gas.deposit = await used(vault.connect(a).deposit(a.address, usdc("10000")));
+  gas.withdraw = await used(vault.connect(a).withdraw(usdc("1000"), a.address));
+
+  let o = await commit(a, 0, parseUnits("5", 18));
+  gas.commitOrder = o.gas;
+  await advance(minDelay);
+  gas.executeOrderOpen = await used(ch.connect(keeper).executeOrder(o.id));
+
+  o = await commit(a, 0, parseUnits("2", 18));
+  await advance(minDelay);
+  gas.executeOrderIncrease = await used(ch.connect(keeper).executeOrder(o.id));
+
+  o = await commit(a, 0, -parseUnits("7", 18));
+  await advance(minDelay);
+  gas.executeOrderClose = await used(ch.connect(keeper).executeOrder(o.id));
+
+  o = await commit(a, 0, -parseUnits("1", 18));
+  await advance(minDelay);
+  await ch.connect(keeper).executeOrder(o.id);
+  gas.withdrawWithPosition = await used(vault.connect(a).withdraw(usdc("100"), a.address));
+
+  // A position near max leverage, then a price drop to liquidate it.
+  await vault.connect(b).deposit(b.address, usdc("1000"));
+  o = await commit(b, 0, parseUnits("15", 18));
+  await advance(minDelay);
+  await ch.connect(keeper).executeOrder(o.id);
+  await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
+  await d.priceFeeds[1].updateAnswer(parseUnits("60000", PRICE_FEED_DECIMALS));
+  await d.volFeeds[0].updateAnswer(5000);
+  gas.liquidate = await used(ch.connect(keeper).liquidate(b.address));
+
+  const outDir = path.join(__dirname, "..", "reports");
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, "gas.json"), JSON.stringify(gas, null, 2) + "\n");
+
+  console.log("operation              gasUsed   target");
+  for (const [k, v] of Object.entries(gas)) {
+    const t = TARGETS[k];
+    const verdict = t ? (v <= t ? `≤ ${t} ok` : `> ${t} OVER`) : "";
+    console.log(`${k.padEnd(22)} ${String(v).padStart(8)}   ${verdict}`);
+  }
+  console.log(`written ${path.relative(process.cwd(), path.join(outDir, "gas.json"))}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
