@@ -54,8 +54,8 @@ async function main() {
 
   // Warm-up: give the keeper and the markets non-zero state, as on a live deployment.
   await vault.connect(c).deposit(c.address, usdc("100000"));
-  {
-    const o = await commit(c, 0, parseUnits("1", 18));
+  for (const m of [0, 1]) {
+    const o = await commit(c, m, parseUnits("1", 18));
     await advance(minDelay);
     await ch.connect(keeper).executeOrder(o.id);
   }
@@ -64,7 +64,24 @@ async function main() {
   gas.deposit = await used(vault.connect(a).deposit(a.address, usdc("10000")));
   gas.withdraw = await used(vault.connect(a).withdraw(usdc("1000"), a.address));
 
+  // First position ever of this account (its account slot is written for the first time).
   let o = await commit(a, 0, parseUnits("5", 18));
+  await advance(minDelay);
+  gas.executeOrderOpenFirstEver = await used(ch.connect(keeper).executeOrder(o.id));
+  o = await commit(a, 0, -parseUnits("5", 18));
+  await advance(minDelay);
+  await ch.connect(keeper).executeOrder(o.id);
+
+  // An active trader opens a position in a market they have not traded before.
+  o = await commit(a, 1, parseUnits("0.1", 18));
+  await advance(minDelay);
+  gas.executeOrderOpenNewMarket = await used(ch.connect(keeper).executeOrder(o.id));
+  o = await commit(a, 1, -parseUnits("0.1", 18));
+  await advance(minDelay);
+  await ch.connect(keeper).executeOrder(o.id);
+
+  // A returning trader opens a new position in a market they traded before: the common case.
+  o = await commit(a, 0, parseUnits("5", 18));
   gas.commitOrder = o.gas;
   await advance(minDelay);
   gas.executeOrderOpen = await used(ch.connect(keeper).executeOrder(o.id));

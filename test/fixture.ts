@@ -3,6 +3,11 @@ import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { deploySigma, DeployOptions, SigmaDeployment, PRICE_FEED_DECIMALS, VOL_FEED_DECIMALS } from "../scripts/lib/deploy";
+import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
+
+/** Markets of the unit-test fixture: σ from the Chainlink volatility feed alone, so that price moves made by a
+ * test do not also move σ through the on-chain estimator (which has its own tests). */
+export const FEED_ONLY_MARKETS = DEFAULT_MARKETS.map((m) => ({ ...m, params: { ...m.params, sigmaSource: SIGMA_SOURCE.FEED } }));
 
 export const ETH = 0;
 export const BTC = 1;
@@ -23,7 +28,7 @@ export interface Fixture extends SigmaDeployment {
 export async function deployFixture(opts: DeployOptions = {}): Promise<Fixture> {
   const signers = await ethers.getSigners();
   const [admin, keeper, lp, ...rest] = signers;
-  const d = await deploySigma(admin, opts);
+  const d = await deploySigma(admin, { markets: FEED_ONLY_MARKETS, ...opts });
   const dec = Number(await d.token.decimals());
   const units = (x: string) => parseUnits(x, dec);
   const traders = rest.slice(0, 5);
@@ -51,9 +56,11 @@ export async function setPrice(f: Fixture, marketId: number, usd: string) {
   await f.priceFeeds[marketId].updateAnswer(parseUnits(usd, PRICE_FEED_DECIMALS));
 }
 
-/** Sets a mock volatility feed in percent (2 decimals). */
+/** Sets a mock volatility feed in percent (2 decimals) and pokes the risk engine, as the keeper's risk job
+ * does on every new volatility round, so the new σ is in use. */
 export async function setVol(f: Fixture, marketId: number, percent: string) {
   await f.volFeeds[marketId].updateAnswer(parseUnits(percent, VOL_FEED_DECIMALS));
+  await f.riskManager.pokeVolatility(marketId);
 }
 
 /** Commits an order, waits `minDelay`, refreshes the feeds' timestamps and executes it as the keeper.

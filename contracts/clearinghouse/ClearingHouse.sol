@@ -201,7 +201,9 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     /// @inheritdoc IClearingHouse
     function accrueFunding(uint256 marketId) external nonReentrant {
         MarketView memory v = _loadView(marketId, false);
-        _accrue(_markets[marketId], v);
+        MarketState storage ms = _markets[marketId];
+        _accrue(ms, v);
+        emit FundingAccrued(marketId, v.fundingIndexD18, ms.skewD18, v.risk.priceD18);
     }
 
     /// @inheritdoc IClearingHouse
@@ -376,7 +378,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         uint256 collateral =
             vault.settleTrade(account, MarginMath.toTokensFloor(f.realized, _scale), Math.ceilDiv(f.fee, _scale));
         if (f.increasesRisk) _checkInitialMargin(account, collateral, v);
-        emit PositionModified(account, marketId, delta, f.price, f.newSize, f.realized, f.fee);
+        emit PositionModified(account, marketId, delta, f.price, f.newSize, f.realized, f.fee, v.fundingIndexD18);
         return f.price;
     }
 
@@ -411,10 +413,11 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         else if (newSize < 0) ms.oiShortD18 += uint256(-newSize).toUint128();
 
         if (newSize == 0) {
-            delete _positions[account][marketId];
+            // A closed position's basis is exactly zero; the slot keeps `used` so re-opening is a warm write.
+            _positions[account][marketId] = Position(0, 0, true);
             _accounts[account].markets &= ~uint32(1 << marketId);
         } else {
-            _positions[account][marketId] = Position(newSize.toInt128(), newBasis.toInt128());
+            _positions[account][marketId] = Position(newSize.toInt128(), newBasis.toInt120(), true);
             if (size == 0) {
                 Account storage acc = _accounts[account];
                 uint32 bitmap = acc.markets;
@@ -461,7 +464,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         pnl = _applyFill(account, v.marketId, ms, pos, delta, fill, v.fundingIndexD18);
         notional = MarginMath.notionalUpD18(SignedMath.abs(delta), fill);
         fee = Math.mulDiv(notional, v.risk.liqFeeD18, WAD, Math.Rounding.Ceil);
-        emit PositionModified(account, v.marketId, delta, fill, 0, pnl, fee);
+        emit PositionModified(account, v.marketId, delta, fill, 0, pnl, fee, v.fundingIndexD18);
     }
 
     /// @dev Open interest of the side the trade grew must stay within OiCapRatio × pool NAV. The NAV uses the
@@ -495,7 +498,6 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         ms.fundingIndexD18 = index.toInt128();
         ms.lastFundingTime = uint64(block.timestamp);
         v.fundingIndexD18 = index;
-        emit FundingAccrued(v.marketId, index, ms.skewD18, v.risk.priceD18);
     }
 
     function _pendingIndex(MarketState storage ms, IRiskManager.MarketRisk memory r) internal view returns (int256) {

@@ -14,7 +14,8 @@ interface IClearingHouse is IMarginAccount {
     /// (costBasis + size·fundingIndex) / size.
     struct Position {
         int128 sizeD18; // signed base units
-        int128 costBasisD18; // Σ size·(fill price − funding index at fill) of the open part
+        int120 costBasisD18; // Σ size·(fill price − funding index at fill) of the open part
+        bool used; // set once the account has traded this market; keeps the slot warm for re-opening
     }
 
     /// @notice Aggregates of one market, maintained on every fill so pool NAV is O(1) per market.
@@ -73,9 +74,11 @@ interface IClearingHouse is IMarginAccount {
         uint256 fillPriceD18,
         int256 newSizeD18,
         int256 realizedPnlD18, // including the funding of the closed part
-        uint256 feeD18
+        uint256 feeD18,
+        int256 fundingIndexD18 // the market's funding index at the fill
     );
-    /// @notice Emitted when funding accrues in a market.
+    /// @notice Emitted when funding is accrued by `accrueFunding` (fills accrue too and report the index in
+    /// PositionModified).
     event FundingAccrued(uint256 indexed marketId, int256 fundingIndexD18, int256 skewD18, uint256 priceD18);
     /// @notice Emitted when an account is liquidated.
     event Liquidated(address indexed account, address indexed liquidator, uint256 closedNotionalD18, uint256 feePaid, uint256 reward);

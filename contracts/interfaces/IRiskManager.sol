@@ -4,14 +4,16 @@ pragma solidity 0.8.28;
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
 /// @title IRiskManager
-/// @notice Markets, their Chainlink feeds and bounded risk parameters, and the volatility-driven margin
-/// ratios derived from them. The clearinghouse asks it for one `MarketRisk` snapshot per market and
-/// operation; integrators read σ, ratios and maximum leverage from it.
+/// @notice Sigma's risk engine: markets, their Chainlink feeds and bounded risk parameters, and the
+/// volatility σ each market's margin follows. σ comes from a Chainlink realized-volatility feed, from an
+/// on-chain estimator folded over the price feed's rounds, or from the larger of both; it is stored by a
+/// permissionless `pokeVolatility` (rises apply at once, falls decay with a half-life) together with the
+/// maintenance and initial ratios it implies, so that every trade reads a few packed slots.
 interface IRiskManager {
-    /// @notice Every governed per-market risk parameter, set through `setMarketParam`.
+    /// @notice Every governed per-market parameter, set through `setMarketParam`.
     enum Param {
         ZMm, // confidence multiplier for maintenance margin (D18)
-        ZIm, // confidence multiplier for initial margin (D18), ≥ ZMm
+        ZIm, // confidence multiplier for initial margin (D18), > ZMm
         HorizonSec, // liquidation horizon in seconds
         LiqFee, // liquidation fee ratio (D18), part of both ratios
         MmrMin, // maintenance ratio floor (D18)
@@ -25,9 +27,15 @@ interface IRiskManager {
         MakerFee, // fee ratio on the skew-reducing part (D18), ≤ TakerFee
         MaxFundingRate, // funding rate per day at |skew| ≥ skewScale (D18)
         OiCapRatio, // max open interest per side as a multiple of pool NAV (D18)
-        PriceMaxAge, // max age of a price round for trading, seconds
-        LiquidationPriceMaxAge, // stricter max age for liquidations, seconds
-        VolMaxAge // max age of a volatility round, seconds
+        PriceMaxAge, // hard max age of a price round: beyond it nothing is priced (seconds)
+        LiquidationPriceMaxAge, // max age for liquidations and opening; older → reduce-only (seconds)
+        VolMaxAge, // max age of σ (last poke) and of a volatility-feed round (seconds)
+        SigmaBreaker, // σ above this turns the market reduce-only (D18)
+        PriceJumpBreaker, // one round moving the price more than this (ratio, D18) trips a breaker
+        SigmaDecayHalfLife, // half-life of σ falls (hysteresis), seconds
+        SigmaSource, // 0 = volatility feed, 1 = on-chain estimator, 2 = max of both
+        LiqWindowSec, // liquidation rate-limit window, seconds
+        LiqLimit // max size liquidated per window, as a fraction of skewScale (D18)
     }
 
     /// @notice Packed per-market parameters (see `Param` for meanings).
@@ -50,6 +58,12 @@ interface IRiskManager {
         uint32 liquidationPriceMaxAge;
         uint32 volMaxAge;
         uint64 oiCapRatioD18;
+        uint64 sigmaBreakerD18;
+        uint64 priceJumpBreakerD18;
+        uint32 sigmaDecayHalfLife;
+        uint8 sigmaSource;
+        uint32 liqWindowSec;
+        uint64 liqLimitD18;
     }
 
     /// @notice What the clearinghouse needs about one market for one operation, all D18.
@@ -76,16 +90,29 @@ interface IRiskManager {
     event MarketFeedsSet(uint256 indexed marketId, address priceFeed, address volFeed);
     /// @notice Emitted when the guardian pauses or resumes opening on a market.
     event OpeningPausedSet(uint256 indexed marketId, bool paused, address indexed by);
-    /// @notice Emitted when the L2 sequencer-uptime feed or its grace period changes.
-    event SequencerFeedSet(address feed, uint256 gracePeriod);
+    /// @notice Emitted whenever a market's σ in use is recomputed, with the ratios it implies.
+    /// @param roundId the last price round folded into the on-chain estimator.
+    /// @param breakers the market's breaker flags after the update.
+    event VolatilityUpdated(
+        uint256 indexed marketId,
+        uint256 sigmaD18,
+        uint256 mmrD18,
+        uint256 imrD18,
+        uint256 roundsFolded,
+        uint80 roundId,
+        uint256 breakers
+    );
+    /// @notice Emitted when a price round moved more than the jump bound (the market turns reduce-only
+    /// until a poke folds a round within bounds).
+    event PriceJumpDetected(uint256 indexed marketId, uint80 roundId, uint256 moveD18);
 
     /// @notice The market id does not exist.
     error RiskUnknownMarket(uint256 marketId);
     /// @notice A parameter value lies outside its hard bounds.
     error RiskParamOutOfBounds(Param param, uint256 value, uint256 min, uint256 max);
-    /// @notice Parameters contradict each other (e.g. ZIm < ZMm, MakerFee > TakerFee).
+    /// @notice Parameters contradict each other (e.g. ZIm ≤ ZMm, MakerFee > TakerFee).
     error RiskParamsIncoherent(Param param);
-    /// @notice A feed address is zero or its decimals are unusable.
+    /// @notice A feed address is zero, not a contract, or its decimals are unusable.
     error RiskInvalidFeed(address feed);
     /// @notice The sequencer grace period is out of bounds.
     error RiskInvalidGracePeriod(uint256 gracePeriod);
@@ -93,7 +120,7 @@ interface IRiskManager {
     error RiskTooManyMarkets();
 
     /// @notice Lists a market with its Chainlink price and volatility feeds and its initial parameters.
-    /// @dev Admin only. Every parameter is checked against its bounds.
+    /// @dev Admin only. Every parameter is checked against its bounds; σ starts from the sources now.
     /// @return marketId the new market's id (0, 1, 2…).
     function addMarket(
         bytes32 symbol,
@@ -108,12 +135,21 @@ interface IRiskManager {
     /// @notice Replaces a market's feeds (e.g. after a Chainlink feed migration). Admin only.
     function setMarketFeeds(uint256 marketId, AggregatorV3Interface priceFeed, AggregatorV3Interface volFeed) external;
 
-    /// @notice Configures the L2 sequencer-uptime feed (zero address on L1) and its grace period. Admin only.
-    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external;
-
     /// @notice Pauses or resumes opening and increasing positions on a market. Guardian only.
     /// Closing, reducing, adding margin and liquidation are never paused.
     function setOpeningPaused(uint256 marketId, bool paused) external;
+
+    /// @notice Recomputes σ of a market from its sources and stores it with the ratios it implies.
+    /// Permissionless: the caller only pays gas; every number comes from Chainlink.
+    /// @return roundsFolded price rounds folded into the on-chain estimator by this call.
+    function pokeVolatility(uint256 marketId) external returns (uint256 roundsFolded);
+
+    /// @notice Price rounds published since the last one folded in (what a poke would walk, before its cap).
+    function pendingRounds(uint256 marketId) external view returns (uint256);
+
+    /// @notice Whether a poke would change anything: new price rounds, a new volatility-feed round, a σ still
+    /// decaying, or a stored σ older than half of VolMaxAge.
+    function pokeNeeded(uint256 marketId) external view returns (bool);
 
     /// @notice Number of listed markets.
     function marketCount() external view returns (uint256);
@@ -128,16 +164,23 @@ interface IRiskManager {
     function marketFeeds(uint256 marketId) external view returns (address priceFeed, address volFeed);
 
     /// @notice Snapshot of price, σ, ratios and trading parameters for one operation.
-    /// @param forLiquidation applies the stricter liquidation staleness bound.
-    /// @dev Reverts if the price feed is invalid or stale; a stale volatility feed does not revert but
-    /// uses σ_max and trips a breaker (reduce-only), so that positions can always be reduced.
+    /// @param forLiquidation when true, a price older than LiquidationPriceMaxAge reverts.
+    /// @dev Reverts if the price is invalid or older than PriceMaxAge. A price older than
+    /// LiquidationPriceMaxAge, a σ older than VolMaxAge, σ above its breaker, a price jump, a paused market or
+    /// a sequencer outage set `breakers` (reduce-only) instead of reverting, so positions can always be reduced.
     function marketRisk(uint256 marketId, bool forLiquidation) external view returns (MarketRisk memory);
 
-    /// @notice Oracle price (D18) of a market, validated for trading.
+    /// @notice Liquidation rate limit of a market: window length (s) and max size per window (D18).
+    function liquidationLimit(uint256 marketId) external view returns (uint256 windowSec, uint256 maxSizeD18);
+
+    /// @notice Oracle price (D18) of a market, validated against PriceMaxAge.
     function priceD18(uint256 marketId) external view returns (uint256);
 
     /// @notice σ in use (annualized, D18) and the maintenance/initial ratios before size add-on.
     function ratios(uint256 marketId) external view returns (uint256 sigmaD18, uint256 mmrD18, uint256 imrD18);
+
+    /// @notice σ each source would give now: the volatility feed (0 if unusable) and the on-chain estimator.
+    function sigmaSources(uint256 marketId) external view returns (uint256 feedSigmaD18, uint256 estimatorSigmaD18);
 
     /// @notice Maximum leverage of a small position now, 1/IMR, D18 (e.g. 47e18 = 47×).
     function maxLeverageD18(uint256 marketId) external view returns (uint256);

@@ -14,10 +14,8 @@ interface IVault {
     event PoolCredited(uint256 amount, uint256 poolBalance);
     /// @notice Tokens of the pool sent to an LP.
     event PoolDebited(address indexed to, uint256 amount, uint256 poolBalance);
-    /// @notice A fill's realized PnL (including funding) and fee applied to a trader.
-    event TradeSettled(
-        address indexed account, int256 pnl, uint256 feePaid, uint256 feeToPool, uint256 feeToInsurance, uint256 feeToProtocol
-    );
+    /// @notice A fill's realized PnL (including funding) and fee applied to a trader, in token units.
+    event TradeSettled(address indexed account, int256 pnl, uint256 feePaid, uint256 feeToPool, uint256 feeToInsurance);
     /// @notice A liquidation's fee paid: `reward` to the liquidator, the rest to the insurance fund.
     event LiquidationFeePaid(address indexed account, address indexed liquidator, uint256 feePaid, uint256 reward, uint256 toInsurance);
     /// @notice The one path for bad debt: a trader's negative balance covered by the insurance fund first,
@@ -68,6 +66,7 @@ interface IVault {
     function withdrawProtocolFees(address to, uint256 amount) external;
 
     /// @notice Admin: sets the shares of trading fees that go to LPs and to the insurance fund (rest: protocol).
+    /// Shares are D18 with a resolution of one part per million (multiples of 1e12).
     function setFeeSplit(uint256 lpShareD18, uint256 insuranceShareD18) external;
 
     /// @notice Clearinghouse only: applies a fill's realized PnL and fee to `account`, zero-sum with the pool,

@@ -2,49 +2,93 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 import {IRiskManager} from "../interfaces/IRiskManager.sol";
 import {ChainlinkOracle} from "../libraries/ChainlinkOracle.sol";
 import {MarginMath} from "../libraries/MarginMath.sol";
+import {FixedPointMath} from "../libraries/FixedPointMath.sol";
+import {VolatilityEstimator} from "../libraries/VolatilityEstimator.sol";
 import {Roles} from "../libraries/Roles.sol";
 
 /// @title RiskManager
-/// @notice Holds Sigma's markets, their Chainlink feeds and every per-market risk parameter, and turns the
-/// Chainlink volatility feed into maintenance and initial margin ratios. One config path: every parameter
-/// goes through `setMarketParam`, is checked against hard bounds and emits `MarketParamSet`.
+/// @notice Holds Sigma's markets, their Chainlink feeds and every per-market risk parameter, and runs the
+/// volatility engine. One config path: every parameter goes through `setMarketParam`, is checked against hard
+/// bounds and emits `MarketParamSet`. σ and the ratios it implies are stored by `pokeVolatility`, so a trade
+/// reads four packed slots and the price feed.
 contract RiskManager is IRiskManager, AccessControl {
+    using VolatilityEstimator for VolatilityEstimator.State;
+
     uint256 public constant BREAKER_OPENING_PAUSED = 1;
     uint256 public constant BREAKER_SEQUENCER = 2;
     uint256 public constant BREAKER_VOL_STALE = 4;
+    uint256 public constant BREAKER_SIGMA = 8;
+    uint256 public constant BREAKER_PRICE_JUMP = 16;
+    uint256 public constant BREAKER_PRICE_STALE = 32;
+
+    uint8 public constant SOURCE_FEED = 0;
+    uint8 public constant SOURCE_ESTIMATOR = 1;
+    uint8 public constant SOURCE_MAX = 2;
 
     uint256 public constant MAX_MARKETS = 32;
     uint256 public constant MAX_GRACE_PERIOD = 1 days;
+    /// @notice A poke folds at most this many price rounds; the keeper pokes again for the rest.
+    uint256 public constant MAX_ROUNDS_PER_POKE = 32;
+    /// @notice Beyond this backlog a poke folds only the latest round (one return over the whole gap).
+    uint256 public constant MAX_BACKLOG = 1024;
 
-    /// @dev Laid out so one operation reads three slots besides the parameters.
+    /// @dev Governance view of a market.
     struct Market {
         bytes32 symbol;
-        AggregatorV3Interface priceFeed;
-        uint8 priceDecimals;
-        uint8 volDecimals;
-        bool openingPaused;
         AggregatorV3Interface volFeed;
-        uint64 sqrtHorizonD18; // sqrt(horizon / 1 year), derived from HorizonSec when it is set
+        uint8 volDecimals;
+        uint80 lastVolRoundId;
         MarketParams params;
     }
 
-    struct Sequencer {
-        AggregatorV3Interface feed;
-        uint32 gracePeriod;
+    /// @dev What every operation reads, derived from `Market.params` and the last poke: four slots.
+    struct Hot {
+        AggregatorV3Interface priceFeed;
+        uint8 priceDecimals;
+        bool openingPaused;
+        uint24 priceMaxAge;
+        uint24 liqPriceMaxAge;
+        uint24 volMaxAge;
+        // slot 2: σ state
+        uint64 sigmaD18;
+        uint64 mmrD18;
+        uint64 imrD18;
+        uint40 sigmaUpdatedAt;
+        uint8 flags; // BREAKER_SIGMA | BREAKER_PRICE_JUMP, set by pokes
+        // slot 3
+        uint128 skewScaleD18;
+        uint64 takerFeeD18;
+        uint64 makerFeeD18;
+        // slot 4
+        uint64 maxFundingRateD18;
+        uint64 sizeAddOnD18;
+        uint64 liqFeeD18;
+        uint64 oiCapRatioD18;
     }
+
+    AggregatorV3Interface public immutable sequencerFeed;
+    uint256 public immutable sequencerGracePeriod;
 
     Market[] internal _markets;
-    Sequencer internal _sequencer;
+    mapping(uint256 => Hot) internal _hot;
+    mapping(uint256 => VolatilityEstimator.State) internal _estimators;
 
-    constructor(address admin) {
+    /// @param admin holder of DEFAULT_ADMIN_ROLE (a timelock in production).
+    /// @param sequencerFeed_ Chainlink L2 sequencer-uptime feed, or zero on L1.
+    /// @param sequencerGracePeriod_ seconds after the sequencer comes back before opening and liquidations resume.
+    constructor(address admin, AggregatorV3Interface sequencerFeed_, uint256 sequencerGracePeriod_) {
+        if (sequencerGracePeriod_ > MAX_GRACE_PERIOD) revert RiskInvalidGracePeriod(sequencerGracePeriod_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        sequencerFeed = sequencerFeed_;
+        sequencerGracePeriod = sequencerGracePeriod_;
     }
 
-    // ---------------------------------------------------------------- governance
+    // ================================================================ governance
 
     /// @inheritdoc IRiskManager
     function addMarket(
@@ -57,9 +101,7 @@ contract RiskManager is IRiskManager, AccessControl {
         marketId = _markets.length;
         Market storage m = _markets.push();
         m.symbol = symbol;
-        _setFeeds(m, priceFeed, volFeed);
         m.params = params;
-        m.sqrtHorizonD18 = uint64(MarginMath.sqrtHorizonD18(params.horizonSec));
         for (uint256 i; i <= uint256(type(Param).max); ++i) {
             Param p = Param(i);
             uint256 v = _get(params, p);
@@ -67,7 +109,10 @@ contract RiskManager is IRiskManager, AccessControl {
             emit MarketParamSet(marketId, p, 0, v);
         }
         _checkCoherent(params);
+        _setFeeds(marketId, priceFeed, volFeed);
+        _syncHot(marketId);
         emit MarketAdded(marketId, symbol, address(priceFeed), address(volFeed));
+        _poke(marketId);
     }
 
     /// @inheritdoc IRiskManager
@@ -76,9 +121,12 @@ contract RiskManager is IRiskManager, AccessControl {
         _checkBounds(param, value);
         uint256 old = _get(m.params, param);
         _set(m.params, param, value);
-        if (param == Param.HorizonSec) m.sqrtHorizonD18 = uint64(MarginMath.sqrtHorizonD18(value));
         _checkCoherent(m.params);
+        _syncHot(marketId);
         emit MarketParamSet(marketId, param, old, value);
+        // Ratio parameters take effect at once: σ is kept, the ratios are recomputed.
+        Hot storage h = _hot[marketId];
+        _storeSigma(marketId, h.sigmaD18, h.sigmaUpdatedAt, h.flags, 0, _estimators[marketId].lastRoundId);
     }
 
     /// @inheritdoc IRiskManager
@@ -86,24 +134,199 @@ contract RiskManager is IRiskManager, AccessControl {
         external
         onlyRole(DEFAULT_ADMIN_ROLE)
     {
-        _setFeeds(_market(marketId), priceFeed, volFeed);
+        _market(marketId);
+        _setFeeds(marketId, priceFeed, volFeed);
         emit MarketFeedsSet(marketId, address(priceFeed), address(volFeed));
     }
 
     /// @inheritdoc IRiskManager
-    function setSequencerFeed(AggregatorV3Interface feed, uint256 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (gracePeriod > MAX_GRACE_PERIOD) revert RiskInvalidGracePeriod(gracePeriod);
-        _sequencer = Sequencer(feed, uint32(gracePeriod));
-        emit SequencerFeedSet(address(feed), gracePeriod);
-    }
-
-    /// @inheritdoc IRiskManager
     function setOpeningPaused(uint256 marketId, bool paused) external onlyRole(Roles.GUARDIAN) {
-        _market(marketId).openingPaused = paused;
+        _market(marketId);
+        _hot[marketId].openingPaused = paused;
         emit OpeningPausedSet(marketId, paused, msg.sender);
     }
 
-    // ---------------------------------------------------------------- views
+    // ================================================================ volatility engine
+
+    /// @inheritdoc IRiskManager
+    function pokeVolatility(uint256 marketId) external returns (uint256 roundsFolded) {
+        _market(marketId);
+        return _poke(marketId);
+    }
+
+    /// @inheritdoc IRiskManager
+    function pendingRounds(uint256 marketId) public view returns (uint256) {
+        _market(marketId);
+        (uint80 latest,,,,) = _hot[marketId].priceFeed.latestRoundData();
+        return _distance(_estimators[marketId].lastRoundId, latest);
+    }
+
+    /// @inheritdoc IRiskManager
+    function pokeNeeded(uint256 marketId) external view returns (bool) {
+        Market storage m = _market(marketId);
+        Hot storage h = _hot[marketId];
+        if (pendingRounds(marketId) > 0) return true;
+        if (block.timestamp - h.sigmaUpdatedAt > m.params.volMaxAge / 2) return true;
+        (uint256 target,) = _targetSigma(marketId, m, _estimators[marketId]);
+        if (target != 0 && target != h.sigmaD18) return true;
+        try m.volFeed.latestRoundData() returns (uint80 rid, int256, uint256, uint256, uint80) {
+            return rid != m.lastVolRoundId;
+        } catch {
+            return false;
+        }
+    }
+
+    function _poke(uint256 marketId) internal returns (uint256 folded) {
+        Market storage m = _markets[marketId];
+        Hot storage h = _hot[marketId];
+        VolatilityEstimator.State storage e = _estimators[marketId];
+        bool jumped;
+        (folded, jumped) = _walkRounds(h, e, marketId);
+
+        uint256 flags = h.flags;
+        if (jumped) flags |= BREAKER_PRICE_JUMP;
+        else if (folded > 0) flags &= ~BREAKER_PRICE_JUMP; // a later clean round clears the breaker
+
+        (uint256 target, uint80 volRound) = _targetSigma(marketId, m, e);
+        uint256 sigma = h.sigmaD18;
+        uint256 updatedAt = h.sigmaUpdatedAt;
+        if (target != 0) {
+            if (volRound != 0) m.lastVolRoundId = volRound;
+            if (target >= sigma || sigma == 0) {
+                sigma = target; // rises apply at once
+            } else {
+                // Falls decay toward the target with a half-life (hysteresis against whipsaw).
+                uint256 w = FixedPointMath.exp2NegD18(
+                    (block.timestamp - updatedAt) * FixedPointMath.WAD / m.params.sigmaDecayHalfLife
+                );
+                sigma = target + Math.mulDiv(sigma - target, w, FixedPointMath.WAD);
+            }
+            updatedAt = block.timestamp;
+        }
+        if (sigma == 0) {
+            // Nothing usable yet (no feed round, no estimator history): start at σ_max, the safe side.
+            sigma = m.params.sigmaMaxD18;
+            updatedAt = block.timestamp;
+        }
+        if (sigma > m.params.sigmaBreakerD18) flags |= BREAKER_SIGMA;
+        else flags &= ~BREAKER_SIGMA;
+        _storeSigma(marketId, sigma, updatedAt, flags, folded, e.lastRoundId);
+    }
+
+    /// @dev Walks the price feed's rounds after the last one folded, in order, across phase changes, at most
+    /// MAX_ROUNDS_PER_POKE. Rounds that are incomplete, non-positive or not newer than the last folded one are
+    /// skipped (never folded). Returns how many were folded and whether one moved more than the jump bound.
+    function _walkRounds(Hot storage h, VolatilityEstimator.State storage e, uint256 marketId)
+        internal
+        returns (uint256 folded, bool jumped)
+    {
+        AggregatorV3Interface feed = h.priceFeed;
+        (uint80 latest,,,,) = feed.latestRoundData();
+        uint80 cursor = e.lastRoundId;
+        if (cursor == latest) return (0, false);
+        if (cursor == 0 || _distance(cursor, latest) > MAX_BACKLOG) {
+            // No history yet, or too far behind to walk: fold the latest round as one return over the gap.
+            (folded, jumped) = _foldRound(marketId, latest, cursor == 0);
+            e.lastRoundId = latest;
+            return (folded, jumped);
+        }
+        for (uint256 i; i < MAX_ROUNDS_PER_POKE && cursor != latest; ++i) {
+            cursor = _nextRound(feed, cursor, latest);
+            (uint256 ok, bool j) = _foldRound(marketId, cursor, false);
+            folded += ok;
+            jumped = jumped || j;
+        }
+        e.lastRoundId = cursor;
+    }
+
+    /// @dev Reads one round and folds it in (or initializes the estimator with it). Incomplete, non-positive,
+    /// future or not-newer rounds are rejected: returns 0.
+    function _foldRound(uint256 marketId, uint80 roundId, bool initOnly) internal returns (uint256, bool) {
+        Hot storage h = _hot[marketId];
+        try h.priceFeed.getRoundData(roundId) returns (uint80, int256 answer, uint256, uint256 updatedAt, uint80) {
+            VolatilityEstimator.State storage e = _estimators[marketId];
+            if (answer <= 0 || updatedAt <= e.lastUpdatedAt || updatedAt > block.timestamp) return (0, false);
+            uint256 p = ChainlinkOracle.scaleToD18(uint256(answer), h.priceDecimals);
+            if (initOnly) {
+                e.init(p, updatedAt);
+                return (0, false);
+            }
+            uint256 moveD18 = e.update(p, updatedAt);
+            if (moveD18 > _markets[marketId].params.priceJumpBreakerD18) {
+                emit PriceJumpDetected(marketId, roundId, moveD18);
+                return (1, true);
+            }
+            return (1, false);
+        } catch {
+            return (0, false);
+        }
+    }
+
+    /// @dev The round after `cursor`: the next id in the same phase, or the first round of the next phase
+    /// when `cursor` was the last of its phase (Chainlink roundId = phaseId << 64 | aggregatorRoundId).
+    function _nextRound(AggregatorV3Interface feed, uint80 cursor, uint80 latest) internal view returns (uint80) {
+        uint16 phase = uint16(cursor >> 64);
+        uint16 latestPhase = uint16(latest >> 64);
+        if (phase == latestPhase) return cursor + 1;
+        uint80 next = cursor + 1;
+        try feed.getRoundData(next) returns (uint80, int256, uint256, uint256 updatedAt, uint80) {
+            if (updatedAt != 0) return next;
+        } catch {}
+        return (uint80(phase + 1) << 64) | 1;
+    }
+
+    function _distance(uint80 from, uint80 to) internal pure returns (uint256) {
+        if (from >= to) return 0;
+        if (from >> 64 == to >> 64) return to - from;
+        // Across phases the exact count is unknown without walking; the aggregator round of `to` bounds it.
+        return uint256(uint64(to)) + 1;
+    }
+
+    /// @dev σ the configured sources give now (0 when none is usable), before hysteresis, clamped.
+    function _targetSigma(uint256, Market storage m, VolatilityEstimator.State storage e)
+        internal
+        view
+        returns (uint256 target, uint80 volRound)
+    {
+        uint8 source = m.params.sigmaSource;
+        if (source != SOURCE_ESTIMATOR) {
+            (target, volRound) = _feedSigma(m);
+        }
+        if (source != SOURCE_FEED && e.initialized()) {
+            target = Math.max(target, e.sigmaD18());
+        }
+        if (target == 0) return (0, volRound);
+        target = Math.min(Math.max(target, m.params.sigmaMinD18), m.params.sigmaMaxD18);
+    }
+
+    /// @dev σ from the Chainlink realized-volatility feed (a percentage: 45.2 means 45.2%); 0 if the round is
+    /// invalid or older than VolMaxAge.
+    function _feedSigma(Market storage m) internal view returns (uint256 sigmaD18, uint80 roundId) {
+        try m.volFeed.latestRoundData() returns (uint80 rid, int256 answer, uint256, uint256 updatedAt, uint80) {
+            if (answer > 0 && updatedAt != 0 && updatedAt <= block.timestamp && block.timestamp - updatedAt <= m.params.volMaxAge)
+            {
+                return (ChainlinkOracle.scaleToD18(uint256(answer), m.volDecimals) / 100, rid);
+            }
+        } catch {}
+        return (0, 0);
+    }
+
+    function _storeSigma(uint256 marketId, uint256 sigma, uint256 updatedAt, uint256 flags, uint256 folded, uint80 roundId)
+        internal
+    {
+        Market storage m = _markets[marketId];
+        Hot storage h = _hot[marketId];
+        (uint256 mmr, uint256 imr) = MarginMath.baseRatios(_ratioParams(m.params), sigma);
+        // σ ≤ SigmaMax ≤ 20e18 and ratios ≤ 1e18 + add-ons fit uint64; timestamps fit uint40.
+        h.sigmaD18 = uint64(sigma);
+        h.mmrD18 = uint64(mmr);
+        h.imrD18 = uint64(imr);
+        h.sigmaUpdatedAt = uint40(updatedAt);
+        h.flags = uint8(flags);
+        emit VolatilityUpdated(marketId, sigma, mmr, imr, folded, roundId, flags);
+    }
+
+    // ================================================================ views
 
     /// @inheritdoc IRiskManager
     function marketCount() external view returns (uint256) {
@@ -123,75 +346,113 @@ contract RiskManager is IRiskManager, AccessControl {
     /// @inheritdoc IRiskManager
     function marketFeeds(uint256 marketId) external view returns (address, address) {
         Market storage m = _market(marketId);
-        return (address(m.priceFeed), address(m.volFeed));
+        return (address(_hot[marketId].priceFeed), address(m.volFeed));
     }
 
     /// @inheritdoc IRiskManager
     function marketRisk(uint256 marketId, bool forLiquidation) external view returns (MarketRisk memory r) {
-        Market storage m = _market(marketId);
-        MarketParams memory p = m.params;
-        (r.priceD18,) = ChainlinkOracle.readD18(
-            m.priceFeed, m.priceDecimals, forLiquidation ? p.liquidationPriceMaxAge : p.priceMaxAge
+        Hot memory h = _hot[marketId];
+        if (address(h.priceFeed) == address(0)) revert RiskUnknownMarket(marketId);
+        (, int256 answer,, uint256 updatedAt,) = h.priceFeed.latestRoundData();
+        r.priceD18 = ChainlinkOracle.validateAndScale(
+            address(h.priceFeed), answer, updatedAt, h.priceDecimals, forLiquidation ? h.liqPriceMaxAge : h.priceMaxAge
         );
-        bool volFresh;
-        (r.sigmaD18, volFresh) = _sigma(m, p);
-        (r.mmrD18, r.imrD18) = MarginMath.baseRatios(_ratioParams(p, m.sqrtHorizonD18), r.sigmaD18);
-        r.liqFeeD18 = p.liqFeeD18;
-        r.sizeAddOnD18 = p.sizeAddOnD18;
-        r.skewScaleD18 = p.skewScaleD18;
-        r.takerFeeD18 = p.takerFeeD18;
-        r.makerFeeD18 = p.makerFeeD18;
-        r.maxFundingRateD18 = p.maxFundingRateD18;
-        r.oiCapRatioD18 = p.oiCapRatioD18;
-        if (m.openingPaused) r.breakers |= BREAKER_OPENING_PAUSED;
-        if (!volFresh) r.breakers |= BREAKER_VOL_STALE;
-        Sequencer memory seq = _sequencer;
-        if (!ChainlinkOracle.sequencerOk(seq.feed, seq.gracePeriod)) r.breakers |= BREAKER_SEQUENCER;
+        r.sigmaD18 = h.sigmaD18;
+        r.mmrD18 = h.mmrD18;
+        r.imrD18 = h.imrD18;
+        r.liqFeeD18 = h.liqFeeD18;
+        r.sizeAddOnD18 = h.sizeAddOnD18;
+        r.skewScaleD18 = h.skewScaleD18;
+        r.takerFeeD18 = h.takerFeeD18;
+        r.makerFeeD18 = h.makerFeeD18;
+        r.maxFundingRateD18 = h.maxFundingRateD18;
+        r.oiCapRatioD18 = h.oiCapRatioD18;
+        uint256 b = h.flags;
+        if (h.openingPaused) b |= BREAKER_OPENING_PAUSED;
+        if (block.timestamp - updatedAt > h.liqPriceMaxAge) b |= BREAKER_PRICE_STALE;
+        if (block.timestamp - h.sigmaUpdatedAt > h.volMaxAge) b |= BREAKER_VOL_STALE;
+        if (!ChainlinkOracle.sequencerOk(sequencerFeed, sequencerGracePeriod)) b |= BREAKER_SEQUENCER;
+        r.breakers = b;
+    }
+
+    /// @inheritdoc IRiskManager
+    function liquidationLimit(uint256 marketId) external view returns (uint256 windowSec, uint256 maxSizeD18) {
+        MarketParams storage p = _market(marketId).params;
+        return (p.liqWindowSec, Math.mulDiv(p.skewScaleD18, p.liqLimitD18, FixedPointMath.WAD));
     }
 
     /// @inheritdoc IRiskManager
     function priceD18(uint256 marketId) external view returns (uint256 price) {
-        Market storage m = _market(marketId);
-        (price,) = ChainlinkOracle.readD18(m.priceFeed, m.priceDecimals, m.params.priceMaxAge);
+        _market(marketId);
+        Hot storage h = _hot[marketId];
+        (price,) = ChainlinkOracle.readD18(h.priceFeed, h.priceDecimals, h.priceMaxAge);
     }
 
     /// @inheritdoc IRiskManager
     function ratios(uint256 marketId) public view returns (uint256 sigmaD18, uint256 mmrD18, uint256 imrD18) {
+        _market(marketId);
+        Hot storage h = _hot[marketId];
+        return (h.sigmaD18, h.mmrD18, h.imrD18);
+    }
+
+    /// @inheritdoc IRiskManager
+    function sigmaSources(uint256 marketId) external view returns (uint256 feedSigmaD18, uint256 estimatorSigmaD18) {
         Market storage m = _market(marketId);
-        MarketParams memory p = m.params;
-        (sigmaD18,) = _sigma(m, p);
-        (mmrD18, imrD18) = MarginMath.baseRatios(_ratioParams(p, m.sqrtHorizonD18), sigmaD18);
+        (feedSigmaD18,) = _feedSigma(m);
+        VolatilityEstimator.State storage e = _estimators[marketId];
+        if (e.initialized()) estimatorSigmaD18 = e.sigmaD18();
+    }
+
+    /// @notice The on-chain estimator's state of a market (for integrators and differential tests).
+    function estimatorState(uint256 marketId) external view returns (VolatilityEstimator.State memory) {
+        _market(marketId);
+        return _estimators[marketId];
     }
 
     /// @inheritdoc IRiskManager
     function maxLeverageD18(uint256 marketId) external view returns (uint256) {
         (,, uint256 imr) = ratios(marketId);
-        return MarginMath.WAD * MarginMath.WAD / imr;
+        return FixedPointMath.WAD * FixedPointMath.WAD / imr;
     }
 
     /// @inheritdoc IRiskManager
     function liquidationsAllowed() external view returns (bool) {
-        Sequencer memory seq = _sequencer;
-        return ChainlinkOracle.sequencerOk(seq.feed, seq.gracePeriod);
+        return ChainlinkOracle.sequencerOk(sequencerFeed, sequencerGracePeriod);
     }
 
-    /// @notice The L2 sequencer-uptime feed (zero on L1) and its grace period in seconds.
-    function sequencer() external view returns (address feed, uint256 gracePeriod) {
-        return (address(_sequencer.feed), _sequencer.gracePeriod);
-    }
-
-    // ---------------------------------------------------------------- internals
+    // ================================================================ internals
 
     function _market(uint256 marketId) internal view returns (Market storage) {
         if (marketId >= _markets.length) revert RiskUnknownMarket(marketId);
         return _markets[marketId];
     }
 
-    function _setFeeds(Market storage m, AggregatorV3Interface priceFeed, AggregatorV3Interface volFeed) internal {
-        m.priceFeed = priceFeed;
-        m.priceDecimals = _feedDecimals(priceFeed);
-        m.volFeed = volFeed;
+    function _setFeeds(uint256 marketId, AggregatorV3Interface priceFeed, AggregatorV3Interface volFeed) internal {
+        Market storage m = _markets[marketId];
+        Hot storage h = _hot[marketId];
+        h.priceDecimals = _feedDecimals(priceFeed);
+        h.priceFeed = priceFeed;
         m.volDecimals = _feedDecimals(volFeed);
+        m.volFeed = volFeed;
+        m.lastVolRoundId = 0;
+        // A new price feed has its own round ids: restart the walk from its latest round.
+        _estimators[marketId].lastRoundId = 0;
+    }
+
+    function _syncHot(uint256 marketId) internal {
+        MarketParams storage p = _markets[marketId].params;
+        Hot storage h = _hot[marketId];
+        // Bounds keep every value within its field (ages ≤ 7 days < 2^24 s).
+        h.priceMaxAge = uint24(p.priceMaxAge);
+        h.liqPriceMaxAge = uint24(p.liquidationPriceMaxAge);
+        h.volMaxAge = uint24(p.volMaxAge);
+        h.skewScaleD18 = p.skewScaleD18;
+        h.takerFeeD18 = p.takerFeeD18;
+        h.makerFeeD18 = p.makerFeeD18;
+        h.maxFundingRateD18 = p.maxFundingRateD18;
+        h.sizeAddOnD18 = p.sizeAddOnD18;
+        h.liqFeeD18 = p.liqFeeD18;
+        h.oiCapRatioD18 = p.oiCapRatioD18;
     }
 
     function _feedDecimals(AggregatorV3Interface feed) internal view returns (uint8 d) {
@@ -200,27 +461,11 @@ contract RiskManager is IRiskManager, AccessControl {
         if (d > 36) revert RiskInvalidFeed(address(feed));
     }
 
-    /// @dev σ from the Chainlink realized-volatility feed (a percentage: 45.2 means 45.2%), clamped to
-    /// [σ_min, σ_max]. A bad or stale round falls back to σ_max: margin errs on the safe side and the
-    /// market turns reduce-only rather than freezing closes.
-    function _sigma(Market storage m, MarketParams memory p) internal view returns (uint256 sigmaD18, bool fresh) {
-        try m.volFeed.latestRoundData() returns (uint80, int256 answer, uint256, uint256 updatedAt, uint80) {
-            if (answer > 0 && updatedAt != 0 && updatedAt <= block.timestamp && block.timestamp - updatedAt <= p.volMaxAge)
-            {
-                sigmaD18 = ChainlinkOracle.scaleToD18(uint256(answer), m.volDecimals) / 100;
-                fresh = true;
-            }
-        } catch {}
-        if (!fresh) return (p.sigmaMaxD18, false);
-        if (sigmaD18 < p.sigmaMinD18) sigmaD18 = p.sigmaMinD18;
-        if (sigmaD18 > p.sigmaMaxD18) sigmaD18 = p.sigmaMaxD18;
-    }
-
-    function _ratioParams(MarketParams memory p, uint256 sqrtHorizonD18) internal pure returns (MarginMath.RatioParams memory) {
+    function _ratioParams(MarketParams memory p) internal pure returns (MarginMath.RatioParams memory) {
         return MarginMath.RatioParams({
             zMmD18: p.zMmD18,
             zImD18: p.zImD18,
-            sqrtHorizonD18: sqrtHorizonD18,
+            sqrtHorizonD18: MarginMath.sqrtHorizonD18(p.horizonSec),
             liqFeeD18: p.liqFeeD18,
             mmrMinD18: p.mmrMinD18,
             mmrMaxD18: p.mmrMaxD18,
@@ -228,7 +473,7 @@ contract RiskManager is IRiskManager, AccessControl {
         });
     }
 
-    /// @dev Hard bounds of every parameter; governance can never leave them.
+    /// @notice Hard bounds of every parameter; governance can never leave them.
     function bounds(Param p) public pure returns (uint256 min, uint256 max) {
         if (p == Param.ZMm) return (1e18, 10e18);
         if (p == Param.ZIm) return (1e18, 15e18);
@@ -247,7 +492,13 @@ contract RiskManager is IRiskManager, AccessControl {
         if (p == Param.OiCapRatio) return (0, 10e18);
         if (p == Param.PriceMaxAge) return (30, 2 days);
         if (p == Param.LiquidationPriceMaxAge) return (30, 2 days);
-        return (60, 7 days); // VolMaxAge
+        if (p == Param.VolMaxAge) return (60, 7 days);
+        if (p == Param.SigmaBreaker) return (0.05e18, 20e18);
+        if (p == Param.PriceJumpBreaker) return (0.01e18, 1e18);
+        if (p == Param.SigmaDecayHalfLife) return (60, 30 days);
+        if (p == Param.SigmaSource) return (0, 2);
+        if (p == Param.LiqWindowSec) return (1, 1 days);
+        return (0.0001e18, 10e18); // LiqLimit
     }
 
     function _checkBounds(Param p, uint256 v) internal pure {
@@ -282,10 +533,16 @@ contract RiskManager is IRiskManager, AccessControl {
         if (k == Param.OiCapRatio) return p.oiCapRatioD18;
         if (k == Param.PriceMaxAge) return p.priceMaxAge;
         if (k == Param.LiquidationPriceMaxAge) return p.liquidationPriceMaxAge;
-        return p.volMaxAge;
+        if (k == Param.VolMaxAge) return p.volMaxAge;
+        if (k == Param.SigmaBreaker) return p.sigmaBreakerD18;
+        if (k == Param.PriceJumpBreaker) return p.priceJumpBreakerD18;
+        if (k == Param.SigmaDecayHalfLife) return p.sigmaDecayHalfLife;
+        if (k == Param.SigmaSource) return p.sigmaSource;
+        if (k == Param.LiqWindowSec) return p.liqWindowSec;
+        return p.liqLimitD18;
     }
 
-    /// @dev Values were bounds-checked first, and every bound fits the field, so the casts cannot truncate.
+    /// @dev Values were bounds-checked first, and every bound fits its field, so the casts cannot truncate.
     function _set(MarketParams storage p, Param k, uint256 v) internal {
         if (k == Param.ZMm) p.zMmD18 = uint64(v);
         else if (k == Param.ZIm) p.zImD18 = uint64(v);
@@ -304,6 +561,12 @@ contract RiskManager is IRiskManager, AccessControl {
         else if (k == Param.OiCapRatio) p.oiCapRatioD18 = uint64(v);
         else if (k == Param.PriceMaxAge) p.priceMaxAge = uint32(v);
         else if (k == Param.LiquidationPriceMaxAge) p.liquidationPriceMaxAge = uint32(v);
-        else p.volMaxAge = uint32(v);
+        else if (k == Param.VolMaxAge) p.volMaxAge = uint32(v);
+        else if (k == Param.SigmaBreaker) p.sigmaBreakerD18 = uint64(v);
+        else if (k == Param.PriceJumpBreaker) p.priceJumpBreakerD18 = uint64(v);
+        else if (k == Param.SigmaDecayHalfLife) p.sigmaDecayHalfLife = uint32(v);
+        else if (k == Param.SigmaSource) p.sigmaSource = uint8(v);
+        else if (k == Param.LiqWindowSec) p.liqWindowSec = uint32(v);
+        else p.liqLimitD18 = uint64(v);
     }
 }

@@ -25,7 +25,10 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
     IERC20 internal immutable _token;
     uint256 public immutable tokenScale;
 
+    // Packed: the clearinghouse address is checked on every settlement, next to the fee split it reads.
     IMarginAccount public clearingHouse;
+    uint48 internal _lpFeeShareMicros; // parts per million
+    uint48 internal _insuranceFeeShareMicros;
     address public liquidityPool;
 
     mapping(address => uint256) public collateralOf;
@@ -33,10 +36,7 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
     // Packed: the pool's and the insurance fund's ledgers change together on bad debt.
     uint128 internal _poolBalance;
     uint128 internal _insuranceFund;
-    // Packed with the fee split read on every settlement.
-    uint128 internal _protocolFees;
-    uint64 public lpFeeShareD18;
-    uint64 public insuranceFeeShareD18;
+    uint256 internal _protocolFees;
 
     modifier onlyClearingHouse() {
         if (msg.sender != address(clearingHouse)) revert VaultUnauthorized(msg.sender);
@@ -56,8 +56,8 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
         _token = IERC20(address(token_));
         tokenScale = 10 ** (18 - d);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        lpFeeShareD18 = 0.6e18;
-        insuranceFeeShareD18 = 0.2e18;
+        _lpFeeShareMicros = 600_000;
+        _insuranceFeeShareMicros = 200_000;
         emit FeeSplitSet(0.6e18, 0.2e18);
     }
 
@@ -112,18 +112,22 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
     function withdrawProtocolFees(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
         if (amount == 0 || to == address(0)) revert VaultZeroAmount();
         if (amount > _protocolFees) revert VaultInsufficientProtocolFees(amount, _protocolFees);
-        _protocolFees -= uint128(amount);
+        _protocolFees -= amount;
         _token.safeTransfer(to, amount);
         emit ProtocolFeesWithdrawn(to, amount);
     }
 
     /// @inheritdoc IVault
     function setFeeSplit(uint256 lpShareD18, uint256 insuranceShareD18) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (insuranceShareD18 > MAX_INSURANCE_SHARE || lpShareD18 + insuranceShareD18 > WAD) {
+        if (
+            insuranceShareD18 > MAX_INSURANCE_SHARE || lpShareD18 + insuranceShareD18 > WAD
+                || lpShareD18 % 1e12 != 0 || insuranceShareD18 % 1e12 != 0
+        ) {
             revert VaultInvalidFeeSplit(lpShareD18, insuranceShareD18);
         }
-        lpFeeShareD18 = uint64(lpShareD18);
-        insuranceFeeShareD18 = uint64(insuranceShareD18);
+        // Stored in parts per million (checked exact above) to share a slot with the clearinghouse address.
+        _lpFeeShareMicros = uint48(lpShareD18 / 1e12);
+        _insuranceFeeShareMicros = uint48(insuranceShareD18 / 1e12);
         emit FeeSplitSet(lpShareD18, insuranceShareD18);
     }
 
@@ -137,14 +141,14 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
     {
         uint256 feePaid;
         (collateralAfter, feePaid) = _settle(account, pnl, fee);
-        uint256 toInsurance = Math.mulDiv(feePaid, insuranceFeeShareD18, WAD);
-        uint256 toPool = Math.mulDiv(feePaid, lpFeeShareD18, WAD);
+        uint256 toInsurance = feePaid * _insuranceFeeShareMicros / 1e6;
+        uint256 toPool = feePaid * _lpFeeShareMicros / 1e6;
         uint256 toProtocol = feePaid - toInsurance - toPool;
         // Each ledger is bounded by the vault's token balance (< 2^128 for any real token supply).
         _poolBalance += uint128(toPool);
         _insuranceFund += uint128(toInsurance);
-        _protocolFees += uint128(toProtocol);
-        emit TradeSettled(account, pnl, feePaid, toPool, toInsurance, toProtocol);
+        _protocolFees += toProtocol;
+        emit TradeSettled(account, pnl, feePaid, toPool, toInsurance);
     }
 
     /// @inheritdoc IVault
@@ -182,6 +186,16 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
     }
 
     // ---------------------------------------------------------------- views
+
+    /// @notice Share of trading fees credited to the liquidity pool (D18).
+    function lpFeeShareD18() external view returns (uint256) {
+        return uint256(_lpFeeShareMicros) * 1e12;
+    }
+
+    /// @notice Share of trading fees credited to the insurance fund (D18).
+    function insuranceFeeShareD18() external view returns (uint256) {
+        return uint256(_insuranceFeeShareMicros) * 1e12;
+    }
 
     /// @inheritdoc IVault
     function token() external view returns (address) {

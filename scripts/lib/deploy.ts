@@ -75,7 +75,23 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
     : await new MockERC20__factory(deployer).deploy("USD Coin (Sigma mock)", "USDC", opts.collateralDecimals ?? 6);
   await token.waitForDeployment();
 
-  const riskManager = await new RiskManager__factory(deployer).deploy(await deployer.getAddress());
+  // The L2 sequencer-uptime feed is fixed at construction (a property of the chain, not a risk parameter).
+  let sequencerFeed: MockV3Aggregator | undefined;
+  let sequencerAddr = opts.sequencerFeed ?? "0x0000000000000000000000000000000000000000";
+  const grace = opts.sequencerGracePeriod ?? 3600;
+  if (!opts.sequencerFeed && opts.sequencerGracePeriod !== undefined) {
+    sequencerFeed = await new MockV3Aggregator__factory(deployer).deploy(0, 0);
+    await sequencerFeed.waitForDeployment();
+    // Up since long before the deployment, as on a live L2.
+    const now = (await provider.getBlock("latest"))!.timestamp;
+    await (await sequencerFeed.updateRoundData(1, 0, now - grace - 1, now - grace - 1)).wait();
+    sequencerAddr = await sequencerFeed.getAddress();
+  }
+  const riskManager = await new RiskManager__factory(deployer).deploy(
+    await deployer.getAddress(),
+    sequencerAddr,
+    opts.sequencerFeed || opts.sequencerGracePeriod !== undefined ? grace : 0,
+  );
   await riskManager.waitForDeployment();
   const vault = await new Vault__factory(deployer).deploy(await token.getAddress(), await deployer.getAddress());
   await vault.waitForDeployment();
@@ -126,17 +142,6 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
       await riskManager.addMarket(encodeBytes32String(spec.symbol), priceFeed, volFeed, toStruct(spec.params))
     ).wait();
     markets.push({ symbol: spec.symbol, marketId, priceFeed, volFeed });
-  }
-
-  let sequencerFeed: MockV3Aggregator | undefined;
-  if (opts.sequencerFeed || opts.sequencerGracePeriod !== undefined) {
-    let addr = opts.sequencerFeed;
-    if (!addr) {
-      sequencerFeed = await new MockV3Aggregator__factory(deployer).deploy(0, 0);
-      await sequencerFeed.waitForDeployment();
-      addr = await sequencerFeed.getAddress();
-    }
-    await (await riskManager.setSequencerFeed(addr, opts.sequencerGracePeriod ?? 3600)).wait();
   }
 
   for (const c of [riskManager]) {

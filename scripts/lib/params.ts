@@ -20,6 +20,13 @@ export interface MarketParams {
   liquidationPriceMaxAge: bigint;
   volMaxAge: bigint;
   oiCapRatioD18: bigint;
+  sigmaBreakerD18: bigint;
+  priceJumpBreakerD18: bigint;
+  sigmaDecayHalfLife: bigint;
+  /** 0 = Chainlink volatility feed, 1 = on-chain estimator over price rounds, 2 = max of both. */
+  sigmaSource: bigint;
+  liqWindowSec: bigint;
+  liqLimitD18: bigint;
 }
 
 export interface MarketSpec {
@@ -32,6 +39,8 @@ export interface MarketSpec {
 }
 
 const d18 = (x: string) => parseUnits(x, 18);
+
+export const SIGMA_SOURCE = { FEED: 0n, ESTIMATOR: 1n, MAX: 2n } as const;
 
 /** Defaults shared by every market: z_mm = 3, z_im = 5, 1 h horizon, 0.5% liquidation fee (DESIGN.md). */
 export function baseParams(overrides: Partial<MarketParams> = {}): MarketParams {
@@ -54,6 +63,12 @@ export function baseParams(overrides: Partial<MarketParams> = {}): MarketParams 
     liquidationPriceMaxAge: 3900n, // stricter for liquidations: heartbeat + 5 min
     volMaxAge: 90000n, // realized-vol feeds update about daily
     oiCapRatioD18: d18("2"),
+    sigmaBreakerD18: d18("2.5"), // σ above 250% turns the market reduce-only
+    priceJumpBreakerD18: d18("0.1"), // one Chainlink round moving 10% trips the jump breaker
+    sigmaDecayHalfLife: 6n * 3600n, // falls in σ decay with a 6 h half-life; rises apply at once
+    sigmaSource: SIGMA_SOURCE.MAX,
+    liqWindowSec: 60n,
+    liqLimitD18: d18("0.05"), // at most 5% of skewScale liquidated per market per minute
     ...overrides,
   };
 }
@@ -83,4 +98,10 @@ export const PARAM = {
   PriceMaxAge: 15,
   LiquidationPriceMaxAge: 16,
   VolMaxAge: 17,
+  SigmaBreaker: 18,
+  PriceJumpBreaker: 19,
+  SigmaDecayHalfLife: 20,
+  SigmaSource: 21,
+  LiqWindowSec: 22,
+  LiqLimit: 23,
 } as const;

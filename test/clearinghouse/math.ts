@@ -6,7 +6,7 @@ import { ethers } from "hardhat";
 import { parseUnits } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
-import { Fixture, trade, chEvents } from "../fixture";
+import { Fixture, trade, chEvents, setVol } from "../fixture";
 
 // ===================================================================== fixed-point primitives
 
@@ -173,13 +173,14 @@ export class MarketM {
     public id: number,
     public p: RiskParams,
     public price: bigint,
-    public sigma: bigint,
+    public mmr: bigint,
+    public imr: bigint,
   ) {}
   ratios() {
-    return baseRatios(this.p, this.sigma);
+    return { mmr: this.mmr, imr: this.imr };
   }
   clone(): MarketM {
-    const c = new MarketM(this.id, { ...this.p }, this.price, this.sigma);
+    const c = new MarketM(this.id, { ...this.p }, this.price, this.mmr, this.imr);
     Object.assign(c, { ...this, p: { ...this.p } });
     return c;
   }
@@ -261,18 +262,21 @@ export class Model {
 
   async addMarketFromChain(f: Fixture, i: number) {
     const p = await readParams(f, i);
-    const [priceAddr, volAddr] = await f.riskManager.marketFeeds(i);
+    const [priceAddr] = await f.riskManager.marketFeeds(i);
     const pf = await ethers.getContractAt("MockV3Aggregator", priceAddr);
-    const vf = await ethers.getContractAt("MockV3Aggregator", volAddr);
     const price = scaleToD18((await pf.latestRoundData())[1], await pf.decimals());
-    const sigma = sigmaFromFeed((await vf.latestRoundData())[1], await vf.decimals(), p);
     const st = await f.clearingHouse.marketState(i);
     if (st.oiLongD18 !== 0n || st.oiShortD18 !== 0n || st.lastFundingTime !== 0n) throw new Error("market not fresh");
-    this.markets[i] = new MarketM(i, p, price, sigma);
+    const [, mmr, imr] = await f.riskManager.ratios(i);
+    this.markets[i] = new MarketM(i, p, price, mmr, imr);
   }
 
-  async reloadParams(f: Fixture, i: number) {
+  /** Re-reads a market's parameters and the margin ratios the risk engine has in use (σ is its domain). */
+  async syncRisk(f: Fixture, i: number) {
     this.markets[i].p = await readParams(f, i);
+    const [, mmr, imr] = await f.riskManager.ratios(i);
+    this.markets[i].mmr = mmr;
+    this.markets[i].imr = imr;
   }
 
   clone(): Model {
@@ -309,10 +313,6 @@ export class Model {
   }
   setPriceD18(m: number, p: bigint) {
     this.markets[m].price = p;
-  }
-  setVolPercent(m: number, percent: string) {
-    const M = this.markets[m];
-    M.sigma = sigmaFromFeed(parseUnits(percent, 2), 2n, M.p);
   }
 
   // ----------------------------------------------------------------- funding
@@ -630,6 +630,12 @@ export async function expectChainMatchesModel(f: Fixture, model: Model, accounts
 
 export type Receipt = ContractTransactionReceipt;
 
+/** PositionModified's (account, marketId, sizeDelta, fillPrice, newSize, realizedPnl, fee), by name. */
+export function positionModifiedArgs(e: { args: any }) {
+  const a = e.args;
+  return [a.account, a.marketId, a.sizeDeltaD18, a.fillPriceD18, a.newSizeD18, a.realizedPnlD18, a.feeD18];
+}
+
 export interface TradeOutcome {
   orderId: bigint;
   receipt: Receipt;
@@ -659,7 +665,8 @@ export async function tradeAndCheck(
     const r = predicted.r;
     const pm = events.find((e) => e.name === "PositionModified");
     expect(pm, "PositionModified emitted").to.not.equal(undefined);
-    expect([...pm!.args]).to.deep.equal([trader.address, BigInt(marketId), delta, r.price, r.newSize, r.realized, r.fee]);
+    expect(positionModifiedArgs(pm!)).to.deep.equal([trader.address, BigInt(marketId), delta, r.price, r.newSize, r.realized, r.fee]);
+    if ("fundingIndexD18" in pm!.args.toObject()) expect(pm!.args.fundingIndexD18, "index at fill").to.equal(model.markets[marketId].index);
     const ex = events.find((e) => e.name === "OrderExecuted");
     expect([...ex!.args]).to.deep.equal([orderId, trader.address, f.keeper.address, r.price]);
   } else {
@@ -724,15 +731,17 @@ export async function priceBothD18(f: Fixture, model: Model, marketId: number, a
   model.setPriceD18(marketId, answer8 * 10n ** 10n);
 }
 
-/** Moves a market's volatility feed (percent string) on chain and in the model. */
+/** Moves a market's volatility feed (percent string), lets the risk engine take it (fixture's setVol pokes),
+ * and gives the model the ratios now in use. */
 export async function volBoth(f: Fixture, model: Model, marketId: number, percent: string) {
-  await f.volFeeds[marketId].updateAnswer(parseUnits(percent, 2));
-  model.setVolPercent(marketId, percent);
+  await setVol(f, marketId, percent);
+  await model.syncRisk(f, marketId);
 }
 
 /** Re-publishes every feed's current answer so that none is stale (after long time jumps). */
 export async function refreshFeeds(f: Fixture) {
   for (const feed of [...f.priceFeeds, ...f.volFeeds]) await feed.updateAnswer((await feed.latestRoundData())[1]);
+  for (let m = 0; m < f.priceFeeds.length; m++) await f.riskManager.pokeVolatility(m);
 }
 
 /** Liquidates `account` as `liquidator`, predicts it with the model at the block's timestamp, and asserts
@@ -744,7 +753,7 @@ export async function liquidateAndCheck(f: Fixture, model: Model, liquidator: Ha
   const now = await tsOf(receipt);
   const r = model.liquidate(account, liquidator.address, now);
   const ch = chEvents(f, receipt);
-  const mods = ch.filter((e) => e.name === "PositionModified").map((e) => [...e.args]);
+  const mods = ch.filter((e) => e.name === "PositionModified").map(positionModifiedArgs);
   expect(mods).to.deep.equal(r.closes.map((c) => [ethers.getAddress(account), BigInt(c.marketId), c.delta, c.fill, 0n, c.realized, c.fee]));
   const liq = ch.find((e) => e.name === "Liquidated");
   expect([...liq!.args]).to.deep.equal([ethers.getAddress(account), liquidator.address, r.closedNotional, r.feePaid, r.reward]);
