@@ -71,6 +71,8 @@ export interface Capabilities {
   pokeVolatility: boolean;
   /** RiskManager.pendingRounds(uint256) view */
   pendingRounds: boolean;
+  /** RiskManager.pokeNeeded(uint256) view: whether a poke would change anything */
+  pokeNeeded: boolean;
   /** ClearingHouse.flagMarginCall(address) */
   flagMarginCall: boolean;
   /** ClearingHouse.liquidateBatch(address[]) */
@@ -126,6 +128,7 @@ export async function detectCapabilities(provider: JsonRpcProvider, c: Contracts
   return {
     pokeVolatility: await has(c.riskManager, "pokeVolatility", "pokeVolatility(uint256)"),
     pendingRounds: await has(c.riskManager, "pendingRounds", "pendingRounds(uint256)"),
+    pokeNeeded: await has(c.riskManager, "pokeNeeded", "pokeNeeded(uint256)"),
     flagMarginCall: await has(c.clearingHouse, "flagMarginCall", "flagMarginCall(address)"),
     liquidateBatch: await has(c.clearingHouse, "liquidateBatch", "liquidateBatch(address[])"),
     summaryStatus,

@@ -467,22 +467,15 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         emit PositionModified(account, v.marketId, delta, fill, 0, pnl, fee, v.fundingIndexD18);
     }
 
-    /// @dev Open interest of the side the trade grew must stay within OiCapRatio × pool NAV. The NAV uses the
-    /// known snapshot for this market and a plain price read for the others.
+    /// @dev Open interest of the side the trade grew must stay within OiCapRatio × the pool's capacity, taken
+    /// as its deposited assets less what it owes this market's traders (their unrealized profit). Other
+    /// markets' unrealized PnL is left out so the check stays O(1) per fill; LPs' ERC-4626 NAV includes it all.
     function _checkOpenInterest(MarketView memory v, MarketState storage ms, bool longSide) internal view {
         uint256 oiNotional = MarginMath.notionalUpD18(longSide ? ms.oiLongD18 : ms.oiShortD18, v.risk.priceD18);
-        int256 nav = (vault.poolBalance() * _scale).toInt256();
-        uint256 n = riskManager.marketCount();
-        for (uint256 m; m < n; ++m) {
-            MarketState storage other = _markets[m];
-            if (other.skewD18 == 0 && other.netCostBasisD18 == 0) continue;
-            if (m == v.marketId) {
-                nav -= _marketTraderPnl(other, v.risk.priceD18, v.fundingIndexD18);
-            } else {
-                nav -= _marketTraderPnl(other, riskManager.priceD18(m), other.fundingIndexD18);
-            }
-        }
-        uint256 cap = nav <= 0 ? 0 : Math.mulDiv(uint256(nav), v.risk.oiCapRatioD18, WAD);
+        int256 capacity = (vault.poolBalance() * _scale).toInt256();
+        int256 owed = _marketTraderPnl(ms, v.risk.priceD18, v.fundingIndexD18);
+        if (owed > 0) capacity -= owed;
+        uint256 cap = capacity <= 0 ? 0 : Math.mulDiv(uint256(capacity), v.risk.oiCapRatioD18, WAD);
         if (oiNotional > cap) revert ClearingHouseOpenInterestCap(v.marketId, oiNotional, cap);
     }
 

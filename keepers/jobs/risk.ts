@@ -1,17 +1,20 @@
 import { isInFlight, Job, JobContext } from "./types";
 import type { Outcome } from "../sender";
 
+type Untyped = { getFunction(name: string): { staticCall(...a: unknown[]): Promise<unknown> } };
+
 /**
- * Pokes each market's volatility (RiskManager.pokeVolatility) when the contract reports new Chainlink
- * rounds to fold in (pendingRounds > 0), and at least every heartbeat so the σ decay advances. The keeper
- * never submits a number: the contract reads the rounds itself. Skipped, with one log line, on
- * deployments without these functions.
+ * Keeps each market's σ current with RiskManager.pokeVolatility, which reads the Chainlink rounds itself:
+ * the keeper never submits a number. A market is poked when the contract says a poke would change
+ * something (pokeNeeded: new price or volatility rounds, σ still decaying, σ getting old). On contracts
+ * without pokeNeeded it is poked when pendingRounds > 0, and at least every --heartbeat seconds.
+ * Skipped, with one log line, on deployments without pokeVolatility.
  */
 export class RiskJob implements Job {
   readonly name = "risk" as const;
   private readonly lastPoke = new Map<number, number>();
   private warned = false;
-  private readonly startedAt = Math.floor(Date.now() / 1000);
+  private startedAt: number | null = null;
 
   async run(ctx: JobContext): Promise<void> {
     if (!ctx.caps.pokeVolatility) {
@@ -22,19 +25,25 @@ export class RiskJob implements Job {
       return;
     }
     const now = ctx.head.timestamp;
-    const rm = ctx.contracts.riskManager as unknown as {
-      getFunction(name: string): { staticCall(...a: unknown[]): Promise<bigint> };
-    };
+    this.startedAt ??= now;
+    const rm = ctx.contracts.riskManager as unknown as Untyped;
     const markets = ctx.deployment.markets.filter((m) => ctx.shard.ownsMarket(m.marketId));
     const inflight: Promise<Outcome>[] = [];
     for (const m of markets) {
       if (ctx.stopping()) break;
-      let pending: bigint | null = null;
-      if (ctx.caps.pendingRounds) pending = await rm.getFunction("pendingRounds").staticCall(m.marketId);
-      const last = this.lastPoke.get(m.marketId) ?? this.startedAt;
-      const heartbeatDue = now - last >= ctx.settings.heartbeatSec;
-      // Without pendingRounds every loop would poke: only the heartbeat applies then.
-      if (!(pending !== null && pending > 0n) && !heartbeatDue) continue;
+      let due: boolean;
+      let why: string;
+      if (ctx.caps.pokeNeeded) {
+        due = Boolean(await rm.getFunction("pokeNeeded").staticCall(m.marketId));
+        why = "pokeNeeded";
+      } else {
+        const pending = ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
+        const heartbeatDue = now - (this.lastPoke.get(m.marketId) ?? this.startedAt) >= ctx.settings.heartbeatSec;
+        due = pending > 0n || heartbeatDue;
+        why = pending > 0n ? `pendingRounds=${pending}` : "heartbeat";
+      }
+      if (!due) continue;
+      ctx.log.debug({ job: this.name, market: m.symbol, why }, "poke due");
       const r = await ctx.sender.send({
         job: this.name,
         action: "pokeVolatility",

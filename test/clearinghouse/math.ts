@@ -787,3 +787,10 @@ export async function commit(
   const ev = chEvents(f, receipt).find((e) => e.name === "OrderCommitted")!;
   return { orderId: ev.args.orderId as bigint, ts: await tsOf(receipt), receipt, fee, acceptable };
 }
+
+/** The first clearinghouse event called `name` in a receipt. */
+export function chEventsOf(f: Fixture, receipt: { logs: readonly any[] } | null, name: string) {
+  const e = chEvents(f, receipt).find((x) => x.name === name);
+  expect(e, `${name} emitted`).to.not.equal(undefined);
+  return e!;
+}

@@ -60,6 +60,18 @@ const requirement = (a: bigint, p: bigint, ratio: bigint) =>
   mulDiv(notionalUp(a, p), ratio + mulDiv(a, ADD_ON, ETH_SKEW_SCALE, true), WAD, true);
 
 const BREAKER_VOL_STALE = 4n;
+const BREAKER_SIGMA = 8n;
+
+/** Publishes a volatility round and pokes once σ's decay has fully run (≥ 60 half-lives, where the contract's
+ * 2^(−t/halfLife) weight is exactly 0), so σ = clamp(target) exactly whether it rises or falls. Prices are
+ * re-published afterwards so that the markets can be priced again. */
+async function settleSigma(f: Fixture, marketId: number, percent: string) {
+  const halfLife = (await f.riskManager.marketParams(marketId)).sigmaDecayHalfLife;
+  await time.increase(60n * halfLife);
+  await setVol(f, marketId, percent);
+  await setPrice(f, ETH, "2000");
+  await setPrice(f, BTC, "60000");
+}
 
 /** Commits and executes an order; returns whether it filled and, if cancelled, the decoded reason. */
 async function execOrder(f: Fixture, trader: (typeof f.traders)[number], marketId: number, size: bigint) {
@@ -97,7 +109,7 @@ describe("RiskManager: volatility-driven margin ratios", () => {
   ] as const) {
     it(`σ = ${pct}%: ratios(marketId) equal the bigint formula exactly (MMR ≈ ${mmrApprox}, IMR ≈ ${imrApprox}) and maxLeverage = 1e36/IMR`, async () => {
       const f = await loadFixture(sigmaFixture);
-      await setVol(f, ETH, pct);
+      await settleSigma(f, ETH, pct);
       const sigma = parseUnits(pct, 16); // percent → D18 fraction
       const { mmr, imr } = baseRatios(sigma);
       const [s, m, i] = await f.riskManager.ratios(ETH);
@@ -120,19 +132,30 @@ describe("RiskManager: volatility-driven margin ratios", () => {
 
   it("σ is clamped to [sigmaMin, sigmaMax]: 5% reads as 10%, 500% reads as 300%", async () => {
     const f = await loadFixture(sigmaFixture);
-    await setVol(f, ETH, "5");
+    await settleSigma(f, ETH, "5");
     let [s, m, i] = await f.riskManager.ratios(ETH);
     expect(s).to.equal(d18("0.1"));
     expect([m, i]).to.deep.equal(Object.values(baseRatios(d18("0.1"))));
-    await setVol(f, ETH, "500");
+    await settleSigma(f, ETH, "500");
     [s, m, i] = await f.riskManager.ratios(ETH);
     expect(s).to.equal(d18(3));
     expect([m, i]).to.deep.equal(Object.values(baseRatios(d18(3))));
     // Exactly at the bounds: unchanged.
-    await setVol(f, ETH, "10");
+    await settleSigma(f, ETH, "10");
     expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18("0.1"));
-    await setVol(f, ETH, "300");
+    await settleSigma(f, ETH, "300");
     expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18(3));
+  });
+
+  it("σ above sigmaBreaker trips BREAKER_SIGMA (reduce-only) until σ is back under it", async () => {
+    const f = await loadFixture(sigmaFixture);
+    expect((await f.riskManager.marketParams(ETH)).sigmaBreakerD18).to.equal(d18("2.5"));
+    await setVol(f, ETH, "250");
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+    await setVol(f, ETH, "260");
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(BREAKER_SIGMA);
+    await settleSigma(f, ETH, "80");
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
   });
 
   it("MMR is capped at mmrMax and floored at mmrMin; IMR is floored at imrMin", async () => {
@@ -146,7 +169,7 @@ describe("RiskManager: volatility-driven margin ratios", () => {
     // Floors: at σ 10% MMR ≈ 0.82% < mmrMin 1%, IMR ≈ 1.03% < imrMin 2%.
     await f.riskManager.setMarketParam(ETH, PARAM.ImrMin, d18("0.02"));
     await f.riskManager.setMarketParam(ETH, PARAM.MmrMin, d18("0.01"));
-    await setVol(f, ETH, "10");
+    await settleSigma(f, ETH, "10");
     [, m, i] = await f.riskManager.ratios(ETH);
     expect(m).to.equal(d18("0.01"));
     expect(i).to.equal(d18("0.02"));
@@ -168,16 +191,55 @@ describe("RiskManager: volatility-driven margin ratios", () => {
     expect(m > baseRatios(d18("0.6")).mmr).to.equal(true);
   });
 
-  it("the volatility feed's decimals are normalized: an 8-decimal vol feed at 60 gives the same σ as the 2-decimal one", async () => {
+  it("the volatility feed's decimals are normalized: an 8-decimal vol feed at 70 gives σ = 70% exactly", async () => {
     const f = await loadFixture(sigmaFixture);
-    await setVol(f, ETH, "60");
-    const before = await f.riskManager.ratios(ETH);
     const V = await ethers.getContractFactory("MockV3Aggregator");
-    const vol8 = await V.deploy(8, parseUnits("60", 8));
+    const vol8 = await V.deploy(8, parseUnits("70", 8));
     await f.riskManager.setMarketFeeds(ETH, await f.priceFeeds[ETH].getAddress(), await vol8.getAddress());
-    const after = await f.riskManager.ratios(ETH);
-    expect(after[0]).to.equal(d18("0.6"));
-    expect(after).to.deep.equal(before);
+    expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(d18("0.7"));
+    await f.riskManager.connect(f.others[0]).pokeVolatility(ETH);
+    const [s, m, i] = await f.riskManager.ratios(ETH);
+    expect(s).to.equal(d18("0.7"));
+    expect([m, i]).to.deep.equal(Object.values(baseRatios(d18("0.7"))));
+    // The same σ as the 2-decimal feed at "70.00".
+    await f.riskManager.setMarketFeeds(ETH, await f.priceFeeds[ETH].getAddress(), await f.volFeeds[ETH].getAddress());
+    await f.volFeeds[ETH].updateAnswer(parseUnits("70", 2));
+    expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(d18("0.7"));
+  });
+
+  it("a ratio parameter change re-prices the stored σ at once (no poke needed) and emits VolatilityUpdated", async () => {
+    const f = await loadFixture(sigmaFixture);
+    const expected = baseRatios(d18("0.5"), { ...DEFAULTS, zMm: d18(4) });
+    await expect(f.riskManager.setMarketParam(ETH, PARAM.ZMm, d18(4)))
+      .to.emit(f.riskManager, "VolatilityUpdated")
+      .withArgs(ETH, d18("0.5"), expected.mmr, expected.imr, 0n, (v: bigint) => v >= 0n, 0n);
+    expect(await f.riskManager.ratios(ETH)).to.deep.equal([d18("0.5"), expected.mmr, expected.imr]);
+  });
+
+  it("σ rises apply at once; falls decay toward the target with the half-life (hysteresis)", async () => {
+    const f = await loadFixture(sigmaFixture);
+    const halfLife = Number((await f.riskManager.marketParams(ETH)).sigmaDecayHalfLife);
+    await setVol(f, ETH, "150");
+    expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18("1.5"));
+    const t0 = await time.latest(); // block of the poke that stored σ = 150%
+    await f.volFeeds[ETH].updateAnswer(parseUnits("30", 2));
+    // One half-life later: σ = 30% + (150% − 30%)·2^−1 = 90%.
+    await time.setNextBlockTimestamp(t0 + halfLife);
+    await f.riskManager.pokeVolatility(ETH);
+    let [s, m, i] = await f.riskManager.ratios(ETH);
+    expect(s).to.equal(d18("0.9"));
+    expect([m, i]).to.deep.equal(Object.values(baseRatios(d18("0.9"))));
+    // Another half-life: 30% + 60%·2^−1 = 60%.
+    await f.volFeeds[ETH].updateAnswer(parseUnits("30", 2));
+    await time.setNextBlockTimestamp(t0 + 2 * halfLife);
+    await f.riskManager.pokeVolatility(ETH);
+    [s] = await f.riskManager.ratios(ETH);
+    expect(s).to.equal(d18("0.6"));
+    // A rise during the decay applies at once.
+    await setVol(f, ETH, "80");
+    [s, m, i] = await f.riskManager.ratios(ETH);
+    expect(s).to.equal(d18("0.8"));
+    expect([m, i]).to.deep.equal(Object.values(baseRatios(d18("0.8"))));
   });
 
   it("a σ rise on the vol feed raises an open account's maintenance and initial requirement at once", async () => {
@@ -191,7 +253,9 @@ describe("RiskManager: volatility-driven margin ratios", () => {
     expect(s0.maintenanceRequirementD18).to.equal(requirement(size, d18(2000), r50.mmr));
     expect(s0.initialRequirementD18).to.equal(requirement(size, d18(2000), r50.imr));
 
-    await setVol(f, ETH, "120");
+    // A new, higher volatility round; any keeper's poke puts it in use immediately.
+    await f.volFeeds[ETH].updateAnswer(parseUnits("120", 2));
+    await f.riskManager.connect(f.others[0]).pokeVolatility(ETH);
     const s1 = await f.clearingHouse.accountSummary(t.address);
     const r120 = baseRatios(d18("1.2"));
     expect(s1.maintenanceRequirementD18).to.equal(requirement(size, d18(2000), r120.mmr));
@@ -218,47 +282,61 @@ describe("RiskManager: volatility-driven margin ratios", () => {
     await expect(f.clearingHouse.connect(f.keeper).liquidate(t.address)).to.emit(f.clearingHouse, "Liquidated");
   });
 
-  describe("stale volatility feed", () => {
-    it("a vol round exactly volMaxAge old is still used; one second older falls back to σ_max with BREAKER_VOL_STALE", async () => {
-      const f = await loadFixture(sigmaFixture);
-      const vf = f.volFeeds[ETH];
-      const T = (await time.latest()) + 5;
-      await time.setNextBlockTimestamp(T);
-      await vf.updateRoundData((await vf.latestRound()) + 1n, parseUnits("70", 2), T - 90000, T - 90000);
-      let r = await f.riskManager.marketRisk(ETH, false);
-      expect(r.sigmaD18).to.equal(d18("0.7"));
-      expect(r.breakers & BREAKER_VOL_STALE).to.equal(0n);
-      await time.increaseTo(T + 1);
+  describe("stale volatility", () => {
+    /** Moves time so that σ's last refresh is `age` seconds old, re-publishing the price so it stays fresh. */
+    async function ageSigma(f: Fixture, sigmaUpdatedAt: number, age: number) {
+      await time.setNextBlockTimestamp(sigmaUpdatedAt + age);
       await setPrice(f, ETH, "2000");
-      r = await f.riskManager.marketRisk(ETH, false);
-      expect(r.sigmaD18).to.equal(d18(3));
-      expect(r.breakers & BREAKER_VOL_STALE).to.equal(BREAKER_VOL_STALE);
-      const { mmr, imr } = baseRatios(d18(3));
-      expect(r.mmrD18).to.equal(mmr);
-      expect(r.imrD18).to.equal(imr);
-      expect(await f.riskManager.ratios(ETH)).to.deep.equal([d18(3), mmr, imr]);
-      expect(await f.riskManager.maxLeverageD18(ETH)).to.equal((WAD * WAD) / imr);
-      // The other market's fresh feed is unaffected.
-      await setPrice(f, BTC, "60000");
-      await setVol(f, BTC, "40");
-      expect((await f.riskManager.marketRisk(BTC, false)).breakers).to.equal(0n);
-    });
+    }
 
-    it("a zero or negative vol answer also falls back to σ_max with BREAKER_VOL_STALE (no revert)", async () => {
+    it("σ refreshed exactly VolMaxAge ago is fresh; one second older trips BREAKER_VOL_STALE", async () => {
       const f = await loadFixture(sigmaFixture);
-      await f.volFeeds[ETH].updateAnswer(0n);
-      let r = await f.riskManager.marketRisk(ETH, false);
-      expect(r.sigmaD18).to.equal(d18(3));
-      expect(r.breakers).to.equal(BREAKER_VOL_STALE);
-      await f.volFeeds[ETH].updateAnswer(-5n);
-      r = await f.riskManager.marketRisk(ETH, false);
-      expect(r.sigmaD18).to.equal(d18(3));
-      expect(r.breakers).to.equal(BREAKER_VOL_STALE);
+      const volMaxAge = Number((await f.riskManager.marketParams(ETH)).volMaxAge);
+      await setVol(f, ETH, "50");
+      const t0 = await time.latest();
+      await ageSigma(f, t0, volMaxAge);
+      expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+      await ageSigma(f, t0, volMaxAge + 1);
+      const r = await f.riskManager.marketRisk(ETH, false);
+      expect(r.breakers & BREAKER_VOL_STALE).to.equal(BREAKER_VOL_STALE);
+      // A poke cannot refresh σ from a volatility round older than VolMaxAge: the breaker stays.
+      await f.riskManager.pokeVolatility(ETH);
+      expect((await f.riskManager.marketRisk(ETH, false)).breakers & BREAKER_VOL_STALE).to.equal(BREAKER_VOL_STALE);
+      // A fresh round and a poke clear it.
       await setVol(f, ETH, "50");
       expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
     });
 
-    it("while the vol feed is stale, opening is cancelled with ClearingHouseMarketReduceOnly(market, BREAKER_VOL_STALE) but closing fills", async () => {
+    it("with a stale volatility feed, σ in use falls back to σ_max (margin errs on the safe side)", async () => {
+      const f = await loadFixture(sigmaFixture);
+      await time.increase(90001);
+      await setPrice(f, ETH, "2000");
+      await f.riskManager.pokeVolatility(ETH);
+      const r = await f.riskManager.marketRisk(ETH, false);
+      expect(r.breakers & BREAKER_VOL_STALE).to.equal(BREAKER_VOL_STALE);
+      const { mmr, imr } = baseRatios(d18(3));
+      expect(r.sigmaD18).to.equal(d18(3));
+      expect(r.mmrD18).to.equal(mmr);
+      expect(r.imrD18).to.equal(imr);
+      expect(await f.riskManager.ratios(ETH)).to.deep.equal([d18(3), mmr, imr]);
+      expect(await f.riskManager.maxLeverageD18(ETH)).to.equal((WAD * WAD) / imr);
+    });
+
+    it("a zero or negative vol answer is unusable: the feed source reads 0 and a poke keeps σ unchanged (no revert)", async () => {
+      const f = await loadFixture(sigmaFixture);
+      await setVol(f, ETH, "80");
+      await f.volFeeds[ETH].updateAnswer(0n);
+      expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(0n);
+      await f.riskManager.pokeVolatility(ETH);
+      expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18("0.8"));
+      await f.volFeeds[ETH].updateAnswer(-5n);
+      expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(0n);
+      await f.riskManager.pokeVolatility(ETH);
+      expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18("0.8"));
+      expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+    });
+
+    it("while σ is stale, opening is cancelled with ClearingHouseMarketReduceOnly(market, BREAKER_VOL_STALE) but closing fills", async () => {
       const f = await loadFixture(sigmaFixture);
       const [t, u] = f.traders;
       await f.vault.connect(t).deposit(t.address, usdc(20000));
@@ -266,6 +344,7 @@ describe("RiskManager: volatility-driven margin ratios", () => {
       await trade(f, t, ETH, d18(10));
       await time.increase(90001);
       await setPrice(f, ETH, "2000");
+      await f.riskManager.pokeVolatility(ETH);
       expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(BREAKER_VOL_STALE);
 
       const open = await execOrder(f, u, ETH, d18(1));
@@ -284,7 +363,7 @@ describe("RiskManager: volatility-driven margin ratios", () => {
       expect(close.filled).to.equal(true);
       expect((await f.clearingHouse.position(t.address, ETH)).sizeD18).to.equal(0n);
 
-      // A fresh vol round lifts the breaker.
+      // A fresh vol round and a poke lift the breaker.
       await setVol(f, ETH, "50");
       expect((await execOrder(f, u, ETH, d18(1))).filled).to.equal(true);
     });

@@ -8,6 +8,7 @@ const PRICE_MAX_AGE = 4500n;
 const LIQ_PRICE_MAX_AGE = 3900n;
 const GRACE = 3600;
 const BREAKER_SEQUENCER = 2n;
+const BREAKER_PRICE_STALE = 32n;
 
 /** Sigma with a mock L2 sequencer-uptime feed (answer 0 = up, 1 = down) and a one-hour grace period. */
 async function sequencerFixture(): Promise<Fixture> {
@@ -161,7 +162,10 @@ describe("RiskManager: Chainlink price reads", () => {
       // Exactly at the liquidation bound: both work.
       expect((await f.riskManager.marketRisk(ETH, true)).priceD18).to.equal(d18(2000));
       await time.increaseTo(T + 1);
-      expect((await f.riskManager.marketRisk(ETH, false)).priceD18).to.equal(d18(2000));
+      const r = await f.riskManager.marketRisk(ETH, false);
+      expect(r.priceD18).to.equal(d18(2000));
+      // Too old to open on or liquidate with: the market turns reduce-only.
+      expect(r.breakers & BREAKER_PRICE_STALE).to.equal(BREAKER_PRICE_STALE);
       await expect(f.riskManager.marketRisk(ETH, true))
         .to.be.revertedWithCustomError(f.riskManager, "OracleStale")
         .withArgs(feed, T - Number(LIQ_PRICE_MAX_AGE), LIQ_PRICE_MAX_AGE);
@@ -189,12 +193,14 @@ describe("RiskManager: Chainlink price reads", () => {
 });
 
 describe("RiskManager: L2 sequencer uptime feed", () => {
-  it("right after deployment the sequencer is within its grace period: BREAKER_SEQUENCER set, liquidations not allowed", async () => {
+  it("with the sequencer up for longer than the grace period, nothing is tripped", async () => {
     const f = await loadFixture(sequencerFixture);
     expect(f.sequencerFeed).to.not.equal(undefined);
-    const r = await f.riskManager.marketRisk(ETH, false);
-    expect(r.breakers & BREAKER_SEQUENCER).to.equal(BREAKER_SEQUENCER);
-    expect(await f.riskManager.liquidationsAllowed()).to.equal(false);
+    const [, answer, startedAt] = await f.sequencerFeed!.latestRoundData();
+    expect(answer).to.equal(0n);
+    expect(BigInt(await time.latest()) - startedAt > BigInt(GRACE)).to.equal(true);
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+    expect(await f.riskManager.liquidationsAllowed()).to.equal(true);
   });
 
   it("up but within grace → breaker; exactly at the grace period still in grace; one second later → clear", async () => {
@@ -216,8 +222,6 @@ describe("RiskManager: L2 sequencer uptime feed", () => {
   it("a startedAt of 0 (uninitialized round) counts as down", async () => {
     const f = await loadFixture(sequencerFixture);
     const seq = f.sequencerFeed!;
-    await time.increase(GRACE + 1);
-    await setPrice(f, ETH, "2000");
     expect(await f.riskManager.liquidationsAllowed()).to.equal(true);
     await seq.updateRoundData((await seq.latestRound()) + 1n, 0n, BigInt(await time.latest()), 0n);
     expect(await f.riskManager.liquidationsAllowed()).to.equal(false);
@@ -228,8 +232,6 @@ describe("RiskManager: L2 sequencer uptime feed", () => {
     const f = await loadFixture(sequencerFixture);
     const seq = f.sequencerFeed!;
     const [a, b, c] = f.traders;
-    await time.increase(GRACE + 1);
-    await setPrice(f, ETH, "2000");
     expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
     await f.vault.connect(a).deposit(a.address, usdc(10000));
     await f.vault.connect(b).deposit(b.address, usdc(10000));
@@ -277,21 +279,18 @@ describe("RiskManager: L2 sequencer uptime feed", () => {
     expect(o.filled).to.equal(true);
   });
 
-  it("setSequencerFeed is admin-only, bounds the grace period to one day and emits SequencerFeedSet", async () => {
+  it("the sequencer feed and grace period are fixed at construction; a grace period over one day is rejected", async () => {
     const f = await loadFixture(sequencerFixture);
     const seqAddr = await f.sequencerFeed!.getAddress();
-    await expect(f.riskManager.setSequencerFeed(seqAddr, 86401))
-      .to.be.revertedWithCustomError(f.riskManager, "RiskInvalidGracePeriod")
+    const rm = await ethers.getContractAt("RiskManager", await f.riskManager.getAddress());
+    expect(await rm.sequencerFeed()).to.equal(seqAddr);
+    expect(await rm.sequencerGracePeriod()).to.equal(BigInt(GRACE));
+    const F = await ethers.getContractFactory("RiskManager");
+    await expect(F.deploy(f.admin.address, seqAddr, 86401))
+      .to.be.revertedWithCustomError(F, "RiskInvalidGracePeriod")
       .withArgs(86401);
-    await expect(f.riskManager.connect(f.traders[0]).setSequencerFeed(seqAddr, 60))
-      .to.be.revertedWithCustomError(f.riskManager, "AccessControlUnauthorizedAccount")
-      .withArgs(f.traders[0].address, ethers.ZeroHash);
-    await expect(f.riskManager.setSequencerFeed(seqAddr, 86400))
-      .to.emit(f.riskManager, "SequencerFeedSet")
-      .withArgs(seqAddr, 86400);
-    // Removing the feed (L1) clears the breaker at once.
-    await f.riskManager.setSequencerFeed(ethers.ZeroAddress, 0);
-    expect(await f.riskManager.liquidationsAllowed()).to.equal(true);
-    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+    // Without a sequencer feed (L1) nothing is ever tripped by it.
+    const l1 = await loadFixture(sigmaFixture);
+    expect(await l1.riskManager.liquidationsAllowed()).to.equal(true);
   });
 });
