@@ -99,15 +99,28 @@ async function main() {
   await ch.connect(keeper).executeOrder(o.id);
   gas.withdrawWithPosition = await used(vault.connect(a).withdraw(usdc("100"), a.address));
 
-  // A position near max leverage, then a price drop to liquidate it.
-  await vault.connect(b).deposit(b.address, usdc("1000"));
-  o = await commit(b, 0, parseUnits("15", 18));
-  await advance(minDelay);
-  await ch.connect(keeper).executeOrder(o.id);
+  // Liquidation, in the steady state: the keeper has earned rewards before and the market's rate-limit window
+  // is live. Each victim holds 15 ETH at ~30× on 1,000 USDC; a 2.5% drop puts them below the hard floor.
+  const victims = traders.slice(3, 6);
+  for (const v of victims) {
+    await token.mint(v.address, usdc("1000"));
+    await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
+    await vault.connect(v).deposit(v.address, usdc("1000"));
+    const ov = await commit(v, 0, parseUnits("15", 18));
+    await advance(minDelay);
+    await ch.connect(keeper).executeOrder(ov.id);
+  }
   await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
   await d.priceFeeds[1].updateAnswer(parseUnits("60000", PRICE_FEED_DECIMALS));
-  await d.volFeeds[0].updateAnswer(5000);
-  gas.liquidate = await used(ch.connect(keeper).liquidate(b.address));
+  await ch.connect(keeper).liquidate(victims[0].address); // warm-up
+  gas.liquidate = await used(ch.connect(keeper).liquidate(victims[1].address));
+  // The same account again right after: healthy, so the call reverts and pays nothing.
+  try {
+    await ch.connect(keeper).liquidate.staticCall(victims[1].address);
+    throw new Error("second liquidation should revert");
+  } catch (e: any) {
+    if (!String(e.message).includes("ClearingHouseAccountHealthy")) throw e;
+  }
 
   const outDir = path.join(__dirname, "..", "reports");
   fs.mkdirSync(outDir, { recursive: true });

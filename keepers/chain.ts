@@ -1,5 +1,6 @@
-import { getAddress, toQuantity } from "ethers";
-import type { BaseContract, ContractRunner, JsonRpcProvider } from "ethers";
+import { BaseContract, getAddress, toQuantity } from "ethers";
+import type { ContractRunner, JsonRpcProvider } from "ethers";
+import * as typechain from "../typechain-types";
 import { ClearingHouse__factory, RiskManager__factory, Vault__factory } from "../typechain-types";
 import type { ClearingHouse, RiskManager, Vault } from "../typechain-types";
 import type { BlockRef, ChainSource, EventDecoder, RawLog } from "./indexer";
@@ -55,13 +56,25 @@ export interface Contracts {
   clearingHouse: ClearingHouse;
   vault: Vault;
   riskManager: RiskManager;
+  /** Where healthBatch lives: the SigmaLens on deployments that have one, else the ClearingHouse. */
+  health: BaseContract;
+  healthVia: "lens" | "clearingHouse";
 }
 
+type Factory = { connect(address: string, runner?: ContractRunner | null): BaseContract };
+
 export function connectContracts(d: Deployment, runner: ContractRunner): Contracts {
+  const clearingHouse = ClearingHouse__factory.connect(d.contracts.clearingHouse, runner);
+  // Looked up at run time: the lens bindings exist only once the contracts that have it are compiled.
+  const tc = typechain as unknown as Record<string, Factory | undefined>;
+  const lensFactory = tc["SigmaLens__factory"] ?? tc["ISigmaLens__factory"];
+  const useLens = Boolean(d.contracts.lens && lensFactory);
   return {
-    clearingHouse: ClearingHouse__factory.connect(d.contracts.clearingHouse, runner),
+    clearingHouse,
     vault: Vault__factory.connect(d.contracts.vault, runner),
     riskManager: RiskManager__factory.connect(d.contracts.riskManager, runner),
+    health: useLens ? lensFactory!.connect(d.contracts.lens!, runner) : clearingHouse,
+    healthVia: useLens ? "lens" : "clearingHouse",
   };
 }
 
@@ -79,6 +92,10 @@ export interface Capabilities {
   liquidateBatch: boolean;
   /** healthBatch's AccountSummary has `status` and `marginCallDeadline`. */
   summaryStatus: boolean;
+  /** healthBatch(address[]) on the health contract (lens or ClearingHouse). */
+  healthBatch: boolean;
+  /** ClearingHouse.multicall(bytes[]) (the backstop reads through it when present). */
+  multicall: boolean;
   /** Why each missing one is missing (for the startup log). */
   missing: Record<string, string>;
 }
@@ -116,7 +133,7 @@ export async function detectCapabilities(provider: JsonRpcProvider, c: Contracts
   };
   const summaryStatus = (() => {
     try {
-      const f = c.clearingHouse.interface.getFunction("healthBatch");
+      const f = c.health.interface.getFunction("healthBatch");
       const comps = f?.outputs?.[0]?.arrayChildren?.components ?? [];
       const ok = comps.some((p) => p.name === "status") && comps.some((p) => p.name === "marginCallDeadline");
       if (!ok) missing["AccountSummary.status"] = "healthBatch's AccountSummary has no status/marginCallDeadline";
@@ -132,12 +149,14 @@ export async function detectCapabilities(provider: JsonRpcProvider, c: Contracts
     flagMarginCall: await has(c.clearingHouse, "flagMarginCall", "flagMarginCall(address)"),
     liquidateBatch: await has(c.clearingHouse, "liquidateBatch", "liquidateBatch(address[])"),
     summaryStatus,
+    healthBatch: await has(c.health, "healthBatch", "healthBatch(address[])"),
+    multicall: await has(c.clearingHouse, "multicall", "multicall(bytes[])"),
     missing,
   };
 }
 
-export function logCapabilities(log: Logger, caps: Capabilities): void {
+export function logCapabilities(log: Logger, caps: Capabilities, c: Contracts): void {
   const { missing, ...flags } = caps;
-  log.info({ capabilities: flags }, "contract capabilities");
+  log.info({ capabilities: flags, healthVia: c.healthVia }, "contract capabilities");
   for (const [name, why] of Object.entries(missing)) log.info({ function: name, why }, `${name}: unavailable; the paths that need it are skipped`);
 }

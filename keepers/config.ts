@@ -30,6 +30,8 @@ export const DeploymentSchema = z.object({
     riskManager: address,
     collateral: address.optional(),
     liquidityPool: address.optional(),
+    /** SigmaLens (read-only helpers, healthBatch) on deployments that have it. */
+    lens: address.optional(),
   }),
   markets: z
     .array(

@@ -21,16 +21,9 @@ export interface DecodedRevert {
 
 /** Errors that say another actor already did the work. */
 export const RACE_ERRORS = new Set([
-  "ClearingHouseOrderNotFound",
-  "ClearingHouseAccountHealthy",
-  // Margin calls and batch liquidation (newer contracts): already flagged / nothing left to do.
-  "ClearingHouseMarginCallAlreadyFlagged",
-  "ClearingHouseAlreadyMarginCalled",
-  "ClearingHouseMarginCallActive",
-  "ClearingHouseNotMarginCallable",
-  "ClearingHouseNothingToLiquidate",
-  "RiskNothingToPoke",
-  "RiskNoNewRounds",
+  "ClearingHouseOrderNotFound", // executed or cancelled by someone else
+  "ClearingHouseAccountHealthy", // liquidated by someone else (or topped up)
+  "ClearingHouseCannotFlag", // margin call already flagged by someone else (or no longer callable)
 ]);
 
 /** Errors that mean "not now". */
@@ -38,6 +31,7 @@ export const WAIT_ERRORS = new Set([
   "ClearingHouseOrderNotReady",
   "ClearingHouseOrderNotExpired",
   "ClearingHouseLiquidationsPaused",
+  "ClearingHouseLiquidationRateLimited", // the market's liquidation allowance for this window is used up
   "OracleStale",
   "OracleInvalidAnswer",
   "OracleSequencerDown",

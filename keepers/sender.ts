@@ -17,6 +17,11 @@ export interface Action {
   args: unknown[];
   /** Liquidations get the higher fee cap. */
   liquidation?: boolean;
+  /**
+   * Looks at the simulation's return value; a string means "nothing left to do" (someone else did it)
+   * and the action is reported as raced instead of sent.
+   */
+  nothingToDo?: (result: unknown) => string | null;
 }
 
 export type Outcome =
@@ -139,6 +144,8 @@ export class TxSender {
   async send(a: Action): Promise<InFlight | Outcome> {
     const sim = await this.simulate(a);
     if (!sim.ok) return this.reportSimulationFailure(a, sim.cls, sim.revert);
+    const idle = a.nothingToDo?.(sim.result) ?? null;
+    if (idle !== null) return this.reportSimulationFailure(a, "raced", { name: idle, args: [], data: null, message: idle });
     if (this.opts.dryRun || !this.nonces) {
       this.opts.log.info({ job: a.job, action: a.action, target: a.target, result: stringify(sim.result) }, "dry-run: simulation ok, not sending");
       return { kind: "dry-run", result: sim.result };

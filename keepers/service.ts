@@ -120,7 +120,12 @@ export class Keeper {
 
     this.contracts = connectContracts(d, this.wallet);
     this.caps = await detectCapabilities(this.provider, this.contracts);
-    logCapabilities(this.log, this.caps);
+    logCapabilities(this.log, this.caps, this.contracts);
+    if (this.config.jobs.includes("liquidations") && !this.caps.healthBatch) {
+      throw new StartupError(
+        `the liquidation job needs healthBatch(address[]) on the ${this.contracts.healthVia === "lens" ? "SigmaLens" : "ClearingHouse"}: ${this.caps.missing.healthBatch}`,
+      );
+    }
 
     const decoder = new EventDecoder(d.contracts.clearingHouse, d.contracts.vault, ClearingHouse__factory.createInterface(), Vault__factory.createInterface());
     this.source = new RpcChainSource(this.provider, decoder);
@@ -306,9 +311,15 @@ export class Keeper {
     const atHash = this.indexer.lastHash;
     const ch = this.contracts.clearingHouse;
     const iface = ch.interface;
+    const to = await ch.getAddress();
+    // Every read at block `at`: through the ClearingHouse's Multicall when it has one (one eth_call per
+    // few hundred reads), else as individual eth_calls (ethers batches them into few HTTP requests).
     const read = async (calls: string[]) => {
       const out: string[] = [];
-      for (const part of chunk(calls, 300)) out.push(...(await ch.multicall.staticCall(part, { blockTag: at })));
+      for (const part of chunk(calls, this.caps.multicall ? 300 : 100)) {
+        if (this.caps.multicall) out.push(...((await ch.getFunction("multicall").staticCall(part, { blockTag: at })) as string[]));
+        else out.push(...(await Promise.all(part.map((data) => this.provider.call({ to, data, blockTag: at })))));
+      }
       return out;
     };
 

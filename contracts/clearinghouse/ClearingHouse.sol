@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {SignedMath} from "@openzeppelin/contracts/utils/math/SignedMath.sol";
@@ -12,13 +11,16 @@ import {IRiskManager} from "../interfaces/IRiskManager.sol";
 import {IVault} from "../interfaces/IVault.sol";
 import {IMarginAccount} from "../interfaces/IMarginAccount.sol";
 import {MarginMath} from "../libraries/MarginMath.sol";
+import {LiquidationMath} from "./LiquidationMath.sol";
+import {Roles} from "../libraries/Roles.sol";
+import {Breakers} from "../libraries/Breakers.sol";
 
 /// @title ClearingHouse
 /// @notice Sigma's trading engine: two-step orders executed by permissionless keepers at the Chainlink price
 /// at execution time, fills with a skew premium and maker/taker fees, lazily accrued skew funding, cross
 /// margin with volatility-driven ratios from the RiskManager, and liquidation. Collateral and the pool's
 /// assets live in the Vault; every fill settles there zero-sum.
-contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransient, Multicall {
+contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     using SafeCast for uint256;
     using SafeCast for int256;
 
@@ -31,6 +33,10 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     bytes32 public constant PARAM_MIN_EXECUTION_FEE = "minExecutionFee";
     bytes32 public constant PARAM_LIQ_REWARD_SHARE = "liqRewardShare";
     bytes32 public constant PARAM_LIQ_REWARD_CAP = "liqRewardCapD18";
+    bytes32 public constant PARAM_MARGIN_CALL_GRACE = "marginCallGrace";
+    bytes32 public constant PARAM_MARGIN_CALL_EXPIRY = "marginCallExpiry";
+    bytes32 public constant PARAM_HARD_FLOOR = "hardFloor";
+    bytes32 public constant PARAM_MIN_POSITION_NOTIONAL = "minPositionNotionalD18";
 
     IVault public immutable vault;
     IRiskManager public immutable riskManager;
@@ -58,6 +64,19 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     uint64 public liqRewardShareD18;
     uint64 public liqRewardCapTokens; // derived from liqRewardCapD18 at set time
     uint256 public liqRewardCapD18;
+    // Margin-call and liquidation parameters, packed into one slot.
+    uint32 public marginCallGrace;
+    uint32 public marginCallExpiry; // a flag stays usable this long after its deadline, then must be renewed
+    uint64 public hardFloorD18; // below hardFloor × MM an account is liquidatable at once
+    uint128 public minPositionNotionalD18; // a partial liquidation never leaves a smaller position
+
+    /// @dev Per-market liquidation rate limit state.
+    struct LiquidationWindow {
+        uint64 start;
+        uint192 sizeD18;
+    }
+
+    mapping(uint256 => LiquidationWindow) public liquidationWindows;
 
     /// @dev One market's snapshot plus the account's position in it, reused within a transaction.
     struct MarketView {
@@ -80,16 +99,20 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         uint256 mmD18;
     }
 
-    constructor(IVault vault_, IRiskManager riskManager_, address admin) {
+    /// @dev Roles live in the RiskManager, Sigma's governance hub: one place to grant and revoke them.
+    constructor(IVault vault_, IRiskManager riskManager_) {
         vault = vault_;
         riskManager = riskManager_;
         _scale = vault_.tokenScale();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setParam(PARAM_MIN_DELAY, 5);
         _setParam(PARAM_MAX_AGE, 10 minutes);
         _setParam(PARAM_MIN_EXECUTION_FEE, 0.0001 ether);
         _setParam(PARAM_LIQ_REWARD_SHARE, 0.2e18);
         _setParam(PARAM_LIQ_REWARD_CAP, 500e18);
+        _setParam(PARAM_MARGIN_CALL_GRACE, 15 minutes);
+        _setParam(PARAM_MARGIN_CALL_EXPIRY, 4 hours);
+        _setParam(PARAM_HARD_FLOOR, 0.75e18);
+        _setParam(PARAM_MIN_POSITION_NOTIONAL, 10e18);
     }
 
     // ================================================================= orders
@@ -163,37 +186,223 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         return _fill(o.account, o.marketId, o.sizeDeltaD18, o.acceptablePriceD18, r);
     }
 
-    // ================================================================= liquidation
+    // ================================================================= margin calls and liquidation
+
+    /// @inheritdoc IClearingHouse
+    function flagMarginCall(address account) external nonReentrant returns (uint256 deadline) {
+        MarketView[] memory views = _loadViews(_accounts[account].markets, false);
+        (int256 equity, Totals memory t) = _margin(account, vault.collateralOf(account), views);
+        AccountStatus st = _status(equity, t.mmD18, _accounts[account].marginCallDeadline);
+        if (st != AccountStatus.MarginCallable) revert ClearingHouseCannotFlag(account, st);
+        deadline = block.timestamp + marginCallGrace;
+        _accounts[account].marginCallDeadline = uint64(deadline);
+        emit MarginCallFlagged(account, msg.sender, deadline, equity, t.mmD18);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function clearMarginCall(address account) external nonReentrant {
+        if (!_clearIfHealthy(account)) revert ClearingHouseCannotFlag(account, AccountStatus.MarginCalled);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function onCollateralAdded(address account) external {
+        if (msg.sender != address(vault)) revert ClearingHouseOnlySelf();
+        if (_accounts[account].marginCallDeadline != 0) _clearIfHealthy(account);
+    }
 
     /// @inheritdoc IClearingHouse
     function liquidate(address account) external nonReentrant returns (uint256 reward) {
-        if (!riskManager.liquidationsAllowed()) revert ClearingHouseLiquidationsPaused();
-        uint256 bitmap = _accounts[account].markets;
-        MarketView[] memory views = _loadViews(bitmap, true);
-        uint256 collateral = vault.collateralOf(account);
-        (int256 equity, Totals memory t) = _margin(account, collateral, views);
-        if (bitmap == 0 || equity >= t.mmD18.toInt256()) revert ClearingHouseAccountHealthy(account, equity, t.mmD18);
+        MarketView[] memory views = _loadViews(_accounts[account].markets, true);
+        // The sequencer flag is the same in every market's snapshot.
+        if (views.length != 0 && views[0].risk.breakers & Breakers.SEQUENCER != 0) revert ClearingHouseLiquidationsPaused();
+        bool done;
+        (done, reward) = _liquidate(account, views, true);
+    }
 
-        int256 pnlD18;
-        uint256 feeD18;
-        uint256 closedNotional;
-        for (uint256 i; i < views.length; ++i) {
-            (int256 pnl, uint256 fee, uint256 notional) = _closeForLiquidation(account, views[i]);
-            pnlD18 += pnl;
-            feeD18 += fee;
-            closedNotional += notional;
+    /// @inheritdoc IClearingHouse
+    function liquidateBatch(address[] calldata accounts) external nonReentrant returns (uint256 liquidated, uint256 reward) {
+        // One cheap read of the first market for the sequencer flag (shared by all markets).
+        if (riskManager.marketRisk(0, false).breakers & Breakers.SEQUENCER != 0) revert ClearingHouseLiquidationsPaused();
+        // One oracle read per market for the whole batch; funding is accrued once per market too.
+        uint256 n = riskManager.marketCount();
+        MarketView[] memory all = new MarketView[](n);
+        for (uint256 m; m < n; ++m) {
+            if (_markets[m].oiLongD18 == 0 && _markets[m].oiShortD18 == 0) continue;
+            all[m] = _loadView(m, true);
+            _accrue(_markets[m], all[m]);
         }
-        _accounts[account].markets = 0;
+        for (uint256 i; i < accounts.length; ++i) {
+            uint32 bitmap = _accounts[accounts[i]].markets;
+            if (bitmap == 0) continue;
+            MarketView[] memory views = new MarketView[](_popcount(bitmap));
+            uint256 k;
+            for (uint256 m; bitmap >> m != 0; ++m) {
+                if (bitmap & (1 << m) != 0) views[k++] = all[m];
+            }
+            (bool done, uint256 r) = _liquidate(accounts[i], views, false);
+            if (done) {
+                ++liquidated;
+                reward += r;
+            }
+        }
+    }
+
+    /// @inheritdoc IClearingHouse
+    function autoDeleverage(address account, uint256 marketId) external nonReentrant {
+        int256 deficit = tradersUnrealizedPnlD18() - (vault.poolBalance() * _scale).toInt256();
+        if (deficit <= 0) revert ClearingHouseNoPoolDeficit();
+        MarketView memory v = _loadView(marketId, false);
+        MarketState storage ms = _markets[marketId];
+        _accrue(ms, v);
+        Position memory pos = _positions[account][marketId];
+        int256 pnl = MarginMath.pnlD18(pos.sizeD18, pos.costBasisD18, v.risk.priceD18, v.fundingIndexD18);
+        if (pos.sizeD18 == 0 || pnl <= 0) revert ClearingHouseNotProfitable(account, marketId);
+        // Closed at the oracle price (no premium, no fee): the trader loses only the forfeited profit.
+        int256 realized = _applyFill(account, marketId, ms, pos, -int256(pos.sizeD18), v.risk.priceD18, v.fundingIndexD18);
+        uint256 haircut = Math.min(uint256(realized > 0 ? realized : int256(0)), uint256(deficit));
+        vault.settleTrade(account, MarginMath.toTokensFloor(realized - haircut.toInt256(), _scale), 0);
+        emit AutoDeleveraged(account, marketId, pos.sizeD18, v.risk.priceD18, realized, haircut);
+    }
+
+    /// @dev Partially liquidates `account` given snapshots of its markets. Returns whether anything was
+    /// liquidated and the caller's reward; reverts instead when `strict` (single liquidations).
+    function _liquidate(address account, MarketView[] memory views, bool strict) internal returns (bool, uint256) {
+        LiquidationMath.LiqState memory L;
+        L.collateral = vault.collateralOf(account);
+        Totals memory t;
+        (L.equity, t) = _margin(account, L.collateral, views);
+        L.im = t.imD18;
+        AccountStatus st = _status(L.equity, t.mmD18, _accounts[account].marginCallDeadline);
+        if (st != AccountStatus.Liquidatable) {
+            if (strict) revert ClearingHouseAccountHealthy(account, L.equity, t.mmD18);
+            return (false, 0);
+        }
+        // Two token units of buffer absorb the rounding of the final token settlement.
+        L.buffer = 2 * _scale;
+        bool[] memory visited = new bool[](views.length);
+        for (uint256 round; round < views.length; ++round) {
+            if (L.equity >= (L.im + L.buffer).toInt256()) break;
+            uint256 i = _riskiest(account, views, visited);
+            visited[i] = true;
+            _liquidateMarket(account, views[i], L);
+        }
+        if (L.closedNotional == 0) {
+            if (strict) revert ClearingHouseLiquidationRateLimited(account);
+            return (false, 0);
+        }
+        return (true, _settleLiquidation(account, L));
+    }
+
+    function _settleLiquidation(address account, LiquidationMath.LiqState memory L) internal returns (uint256 reward) {
+        Account storage acc = _accounts[account];
+        if (acc.marginCallDeadline != 0) {
+            acc.marginCallDeadline = 0;
+            emit MarginCallCleared(account);
+        }
         uint256 feePaid;
         (feePaid, reward) = vault.settleLiquidation(
             account,
-            MarginMath.toTokensFloor(pnlD18, _scale),
-            Math.ceilDiv(feeD18, _scale),
+            MarginMath.toTokensFloor(L.pnl, _scale),
+            Math.ceilDiv(L.fee, _scale),
             msg.sender,
             liqRewardShareD18,
             liqRewardCapTokens
         );
-        emit Liquidated(account, msg.sender, closedNotional, feePaid, reward);
+        emit Liquidated(account, msg.sender, L.closedNotional, feePaid, reward, acc.markets);
+    }
+
+    /// @dev The unvisited market with the largest maintenance requirement.
+    function _riskiest(address account, MarketView[] memory views, bool[] memory visited) internal view returns (uint256 best) {
+        if (views.length == 1) return 0;
+        uint256 bestMm;
+        bool found;
+        for (uint256 i; i < views.length; ++i) {
+            if (visited[i]) continue;
+            IRiskManager.MarketRisk memory r = views[i].risk;
+            uint256 mm = MarginMath.requirementD18(
+                SignedMath.abs(_positions[account][views[i].marketId].sizeD18), r.priceD18, r.mmrD18, r.sizeAddOnD18, r.skewScaleD18
+            );
+            if (!found || mm > bestMm) {
+                (best, bestMm, found) = (i, mm, true);
+            }
+        }
+    }
+
+    /// @dev Closes, in one market, the smallest size that restores equity ≥ initial requirement + buffer
+    /// (all of it if that is impossible or the rest would be dust), capped by the market's rate limit.
+    function _liquidateMarket(address account, MarketView memory v, LiquidationMath.LiqState memory L) internal {
+        MarketState storage ms = _markets[v.marketId];
+        _accrue(ms, v);
+        LiquidationMath.LiqMarket memory c = _liqMarket(account, v, ms.skewD18);
+        uint256 absSize = SignedMath.abs(c.pos.sizeD18);
+        (uint256 q, LiquidationMath.CloseEffect memory e) = LiquidationMath.minimalClose(c, L);
+        uint256 capped = q;
+        if (MarginMath.notionalUpD18(absSize - q, v.risk.priceD18) < minPositionNotionalD18) capped = absSize;
+        capped = _rateLimit(v.marketId, capped);
+        if (capped == 0) return;
+        if (capped != q) e = LiquidationMath.closeEffect(c, capped);
+        _applyLiquidation(account, c, capped, e, L);
+    }
+
+    function _liqMarket(address account, MarketView memory v, int256 skew)
+        internal
+        view
+        returns (LiquidationMath.LiqMarket memory c)
+    {
+        Position memory pos = _positions[account][v.marketId];
+        IRiskManager.MarketRisk memory r = v.risk;
+        c = LiquidationMath.LiqMarket(
+            v.marketId, pos, skew, r.priceD18, r.imrD18, r.liqFeeD18, r.sizeAddOnD18, r.skewScaleD18, v.fundingIndexD18, 0, 0
+        );
+        c.imBefore = MarginMath.requirementD18(SignedMath.abs(pos.sizeD18), r.priceD18, r.imrD18, r.sizeAddOnD18, r.skewScaleD18);
+        c.pnlBefore = MarginMath.pnlD18(pos.sizeD18, pos.costBasisD18, r.priceD18, v.fundingIndexD18);
+    }
+
+    function _applyLiquidation(
+        address account,
+        LiquidationMath.LiqMarket memory c,
+        uint256 q,
+        LiquidationMath.CloseEffect memory e,
+        LiquidationMath.LiqState memory L
+    ) internal {
+        int256 delta = c.pos.sizeD18 > 0 ? -q.toInt256() : q.toInt256();
+        int256 realized = _applyFill(account, c.marketId, _markets[c.marketId], c.pos, delta, e.fill, c.index);
+        L.pnl += realized;
+        L.fee += e.fee;
+        L.closedNotional += MarginMath.notionalUpD18(q, e.fill);
+        L.equity += e.dEquity;
+        L.im = L.im - c.imBefore + e.imAfter;
+        emit PositionModified(account, c.marketId, delta, e.fill, c.pos.sizeD18 + delta, realized, e.fee, c.index);
+    }
+
+    /// @dev Caps q by what is left of the market's liquidation allowance in the current window and records it.
+    function _rateLimit(uint256 marketId, uint256 q) internal returns (uint256) {
+        (uint256 windowSec, uint256 maxSize) = riskManager.liquidationLimit(marketId);
+        LiquidationWindow memory w = liquidationWindows[marketId];
+        if (block.timestamp >= w.start + windowSec) w = LiquidationWindow(uint64(block.timestamp), 0);
+        uint256 left = maxSize > w.sizeD18 ? maxSize - w.sizeD18 : 0;
+        if (q > left) q = left;
+        w.sizeD18 += uint192(q);
+        liquidationWindows[marketId] = w;
+        return q;
+    }
+
+    function _clearIfHealthy(address account) internal returns (bool) {
+        if (_accounts[account].marginCallDeadline == 0) return false;
+        MarketView[] memory views = _loadViews(_accounts[account].markets, false);
+        (int256 equity, Totals memory t) = _margin(account, vault.collateralOf(account), views);
+        if (equity < t.mmD18.toInt256()) return false;
+        _accounts[account].marginCallDeadline = 0;
+        emit MarginCallCleared(account);
+        return true;
+    }
+
+    function _status(int256 equity, uint256 mm, uint256 deadline) internal view returns (AccountStatus) {
+        if (mm == 0 || equity >= mm.toInt256()) return AccountStatus.Healthy;
+        if (equity < Math.mulDiv(mm, hardFloorD18, WAD).toInt256()) return AccountStatus.Liquidatable;
+        if (deadline == 0 || block.timestamp > deadline + marginCallExpiry) return AccountStatus.MarginCallable;
+        if (block.timestamp < deadline) return AccountStatus.MarginCalled;
+        return AccountStatus.Liquidatable;
     }
 
     // ================================================================= funding, ETH, params
@@ -216,7 +425,10 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
     }
 
     /// @inheritdoc IClearingHouse
-    function setParam(bytes32 name, uint256 value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setParam(bytes32 name, uint256 value) external {
+        if (!IAccessControl(address(riskManager)).hasRole(Roles.PARAM_SETTER, msg.sender)) {
+            revert IAccessControl.AccessControlUnauthorizedAccount(msg.sender, Roles.PARAM_SETTER);
+        }
         _setParam(name, value);
     }
 
@@ -258,76 +470,10 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         return _summary(account, views);
     }
 
-    /// @inheritdoc IClearingHouse
-    function healthBatch(address[] calldata accounts) external view returns (AccountSummary[] memory out) {
-        uint256 n = riskManager.marketCount();
-        MarketView[] memory all = new MarketView[](n);
-        bool[] memory ok = new bool[](n);
-        for (uint256 m; m < n; ++m) {
-            try riskManager.marketRisk(m, true) returns (IRiskManager.MarketRisk memory r) {
-                all[m] = MarketView(m, r, _pendingIndex(_markets[m], r));
-                ok[m] = true;
-            } catch {}
-        }
-        out = new AccountSummary[](accounts.length);
-        for (uint256 i; i < accounts.length; ++i) {
-            uint256 bitmap = _accounts[accounts[i]].markets;
-            MarketView[] memory views = new MarketView[](_popcount(bitmap));
-            bool priced = true;
-            uint256 k;
-            for (uint256 m; bitmap >> m != 0; ++m) {
-                if (bitmap & (1 << m) == 0) continue;
-                if (!ok[m]) priced = false;
-                views[k++] = all[m];
-            }
-            if (priced) out[i] = _summary(accounts[i], views);
-        }
-    }
-
     /// @inheritdoc IMarginAccount
     function freeCollateral(address account) external view returns (uint256) {
         if (_accounts[account].markets == 0) return vault.collateralOf(account);
         return accountSummary(account).freeCollateral;
-    }
-
-    /// @inheritdoc IClearingHouse
-    function liquidationPriceD18(address account, uint256 marketId) external view returns (uint256) {
-        Position memory pos = _positions[account][marketId];
-        if (pos.sizeD18 == 0) return 0;
-        MarketView[] memory views = _loadViews(_accounts[account].markets, false);
-        (int256 equity, Totals memory t) = _margin(account, vault.collateralOf(account), views);
-        uint256 price;
-        uint256 mmr;
-        for (uint256 i; i < views.length; ++i) {
-            if (views[i].marketId != marketId) continue;
-            price = views[i].risk.priceD18;
-            mmr = views[i].risk.mmrD18
-                + MarginMath.sizeAddOnD18(SignedMath.abs(pos.sizeD18), views[i].risk.sizeAddOnD18, views[i].risk.skewScaleD18);
-        }
-        // Solve E0 + s·(p − p0) = M_other + |s|·p·mmr for p, holding σ, funding and other markets fixed.
-        int256 s = pos.sizeD18;
-        int256 mOther = t.mmD18.toInt256() - (MarginMath.notionalUpD18(SignedMath.abs(s), price) * mmr / WAD).toInt256();
-        int256 num = mOther - equity + s * price.toInt256() / int256(WAD);
-        int256 den = s - (SignedMath.abs(s) * mmr / WAD).toInt256();
-        if (den == 0) return 0;
-        int256 p = num * int256(WAD) / den;
-        return p > 0 ? uint256(p) : 0;
-    }
-
-    /// @inheritdoc IClearingHouse
-    function quote(uint256 marketId, int256 sizeDeltaD18) external view returns (uint256 fillPriceD18, uint256 feeD18) {
-        IRiskManager.MarketRisk memory r = riskManager.marketRisk(marketId, false);
-        int256 skew = _markets[marketId].skewD18;
-        fillPriceD18 = MarginMath.fillPriceD18(r.priceD18, skew, sizeDeltaD18, r.skewScaleD18);
-        feeD18 = MarginMath.tradeFeeD18(skew, sizeDeltaD18, fillPriceD18, r.takerFeeD18, r.makerFeeD18);
-    }
-
-    /// @inheritdoc IClearingHouse
-    function fundingRatePerDayD18(uint256 marketId) external view returns (int256) {
-        IRiskManager.MarketRisk memory r = riskManager.marketRisk(marketId, false);
-        // The index moves by rate·price per day; dividing the one-day move by price gives the rate.
-        int256 dayMove = MarginMath.fundingIndexDeltaD18(_markets[marketId].skewD18, r.skewScaleD18, r.maxFundingRateD18, WAD, 1 days);
-        return dayMove;
     }
 
     /// @inheritdoc IMarginAccount
@@ -378,8 +524,18 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         uint256 collateral =
             vault.settleTrade(account, MarginMath.toTokensFloor(f.realized, _scale), Math.ceilDiv(f.fee, _scale));
         if (f.increasesRisk) _checkInitialMargin(account, collateral, v);
+        else if (_accounts[account].marginCallDeadline != 0) _clearIfHealthyWith(account, collateral, v);
         emit PositionModified(account, marketId, delta, f.price, f.newSize, f.realized, f.fee, v.fundingIndexD18);
         return f.price;
+    }
+
+    function _clearIfHealthyWith(address account, uint256 collateral, MarketView memory known) internal {
+        MarketView[] memory views = _loadViewsWith(_accounts[account].markets, known);
+        (int256 equity, Totals memory t) = _margin(account, collateral, views);
+        if (equity >= t.mmD18.toInt256()) {
+            _accounts[account].marginCallDeadline = 0;
+            emit MarginCallCleared(account);
+        }
     }
 
     function _checkInitialMargin(address account, uint256 collateral, MarketView memory known) internal view {
@@ -402,7 +558,7 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
         int256 size = pos.sizeD18;
         int256 newSize = size + delta;
         int256 newBasis;
-        (newBasis, realized) = _nextCostBasis(size, pos.costBasisD18, delta, fill, index);
+        (newBasis, realized) = MarginMath.nextCostBasis(size, pos.costBasisD18, delta, fill, index);
 
         // Aggregates move by exactly what the position moves, so Σ positions == aggregates to the wei.
         ms.skewD18 = (ms.skewD18 + delta).toInt128();
@@ -426,45 +582,6 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
                 acc.active = true;
             }
         }
-    }
-
-    /// @dev Cost basis after a fill and the PnL (including funding) realized on the part it closes.
-    function _nextCostBasis(int256 size, int256 basis, int256 delta, uint256 fill, int256 index)
-        internal
-        pure
-        returns (int256 newBasis, int256 realized)
-    {
-        if (size == 0 || (size > 0) == (delta > 0)) {
-            return (basis + MarginMath.basisDeltaD18(delta, fill, index), 0);
-        }
-        uint256 absSize = SignedMath.abs(size);
-        uint256 closeAbs = Math.min(absSize, SignedMath.abs(delta));
-        // Toward +∞: the closed part's basis rounds up, so the realized PnL rounds against the trader.
-        int256 closedBasis = MarginMath.mulDivSigned(basis, closeAbs, absSize, true);
-        int256 closedSize = size > 0 ? closeAbs.toInt256() : -closeAbs.toInt256();
-        realized = MarginMath.pnlD18(closedSize, closedBasis, fill, index);
-        newBasis = basis - closedBasis;
-        if (SignedMath.abs(delta) > absSize) {
-            // Flip: the rest of the trade opens a new position at the fill price.
-            newBasis = MarginMath.basisDeltaD18(size + delta, fill, index);
-        }
-    }
-
-    /// @dev Closes an account's whole position in one market at the oracle price with the skew premium.
-    /// Returns the realized PnL (including funding), the liquidation fee and the closed notional (D18).
-    function _closeForLiquidation(address account, MarketView memory v)
-        internal
-        returns (int256 pnl, uint256 fee, uint256 notional)
-    {
-        MarketState storage ms = _markets[v.marketId];
-        _accrue(ms, v);
-        Position memory pos = _positions[account][v.marketId];
-        int256 delta = -int256(pos.sizeD18);
-        uint256 fill = MarginMath.fillPriceD18(v.risk.priceD18, ms.skewD18, delta, v.risk.skewScaleD18);
-        pnl = _applyFill(account, v.marketId, ms, pos, delta, fill, v.fundingIndexD18);
-        notional = MarginMath.notionalUpD18(SignedMath.abs(delta), fill);
-        fee = Math.mulDiv(notional, v.risk.liqFeeD18, WAD, Math.Rounding.Ceil);
-        emit PositionModified(account, v.marketId, delta, fill, 0, pnl, fee, v.fundingIndexD18);
     }
 
     /// @dev Open interest of the side the trade grew must stay within OiCapRatio × the pool's capacity, taken
@@ -557,8 +674,11 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
             s.healthD18 = type(uint256).max;
         } else {
             s.healthD18 = equity <= 0 ? 0 : Math.mulDiv(uint256(equity), WAD, t.mmD18);
-            s.liquidatable = equity < t.mmD18.toInt256();
         }
+        uint256 deadline = _accounts[account].marginCallDeadline;
+        s.status = _status(equity, t.mmD18, deadline);
+        s.liquidatable = s.status == AccountStatus.Liquidatable;
+        if (s.status == AccountStatus.MarginCalled || s.status == AccountStatus.Liquidatable) s.marginCallDeadline = deadline;
     }
 
     /// @dev Traders' aggregate PnL (including funding) in one market, from its aggregates: O(1).
@@ -568,20 +688,11 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
 
     // ================================================================= internals: misc
 
-    /// @dev Only errors a trader controls cancel an order; anything else (out of gas, an unexpected revert)
-    /// reverts the execution so a keeper cannot force a cancellation by starving the fill of gas.
+    /// @dev A fill that reverted with a reason (a custom error: price limit, margin, caps, reduce-only…)
+    /// cancels the order. A revert without data — out of gas — reverts the execution, so a keeper cannot force
+    /// a cancellation by starving the fill of gas.
     function _requireTraderCausedFailure(bytes memory reason) internal pure {
-        bytes4 sel;
-        if (reason.length >= 4) sel = bytes4(reason);
-        if (
-            sel == ClearingHouseAcceptablePriceExceeded.selector || sel == ClearingHouseInsufficientMargin.selector
-                || sel == ClearingHouseMarketReduceOnly.selector || sel == ClearingHouseOpenInterestCap.selector
-                || sel == ClearingHouseTooManyMarkets.selector || sel == MarginMath.MarginMathInvalidFillPrice.selector
-                || sel == IVault.VaultPoolInsufficient.selector || sel == SafeCast.SafeCastOverflowedIntDowncast.selector
-        ) return;
-        assembly ("memory-safe") {
-            revert(add(reason, 32), mload(reason))
-        }
+        if (reason.length == 0) revert ClearingHouseFillOutOfGas();
     }
 
     /// @dev Pushes ETH with a gas cap; a receiver that reverts or burns gas gets a claimable credit instead,
@@ -619,6 +730,22 @@ contract ClearingHouse is IClearingHouse, AccessControl, ReentrancyGuardTransien
             old = liqRewardCapD18;
             liqRewardCapD18 = value;
             liqRewardCapTokens = uint64(value / _scale);
+        } else if (name == PARAM_MARGIN_CALL_GRACE) {
+            _bound(name, value, 1 minutes, 1 days);
+            old = marginCallGrace;
+            marginCallGrace = uint32(value);
+        } else if (name == PARAM_MARGIN_CALL_EXPIRY) {
+            _bound(name, value, 1 minutes, 7 days);
+            old = marginCallExpiry;
+            marginCallExpiry = uint32(value);
+        } else if (name == PARAM_HARD_FLOOR) {
+            _bound(name, value, 0.5e18, WAD);
+            old = hardFloorD18;
+            hardFloorD18 = uint64(value);
+        } else if (name == PARAM_MIN_POSITION_NOTIONAL) {
+            _bound(name, value, 0, 1e22);
+            old = minPositionNotionalD18;
+            minPositionNotionalD18 = uint128(value);
         } else {
             revert ClearingHouseParamOutOfBounds(name, value, 0, 0);
         }

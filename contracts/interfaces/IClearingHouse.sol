@@ -38,6 +38,14 @@ interface IClearingHouse is IMarginAccount {
         uint64 commitTime;
     }
 
+    /// @notice Where an account stands against its maintenance requirement MM.
+    enum AccountStatus {
+        Healthy, // equity ≥ MM
+        MarginCallable, // hard floor ≤ equity < MM and no live margin call: anyone may flag one
+        MarginCalled, // flagged, inside its grace window: top up or reduce before the deadline
+        Liquidatable // equity < hard floor, or a margin call's deadline has passed
+    }
+
     /// @notice Margin figures of one account (D18 unless noted).
     struct AccountSummary {
         uint256 collateral; // token units
@@ -48,6 +56,8 @@ interface IClearingHouse is IMarginAccount {
         uint256 freeCollateral; // token units
         uint256 healthD18; // equity / maintenance requirement (type(uint256).max without positions)
         bool liquidatable;
+        AccountStatus status;
+        uint256 marginCallDeadline; // 0 when no margin call is live
     }
 
     /// @notice Emitted when an order is committed.
@@ -80,8 +90,22 @@ interface IClearingHouse is IMarginAccount {
     /// @notice Emitted when funding is accrued by `accrueFunding` (fills accrue too and report the index in
     /// PositionModified).
     event FundingAccrued(uint256 indexed marketId, int256 fundingIndexD18, int256 skewD18, uint256 priceD18);
-    /// @notice Emitted when an account is liquidated.
-    event Liquidated(address indexed account, address indexed liquidator, uint256 closedNotionalD18, uint256 feePaid, uint256 reward);
+    /// @notice Emitted when an account is liquidated, fully or partially (`remainingMarkets` != 0).
+    event Liquidated(
+        address indexed account,
+        address indexed liquidator,
+        uint256 closedNotionalD18,
+        uint256 feePaid,
+        uint256 reward,
+        uint256 remainingMarkets
+    );
+    /// @notice Emitted when someone flags a margin call on an account.
+    event MarginCallFlagged(address indexed account, address indexed by, uint256 deadline, int256 equityD18, uint256 maintenanceD18);
+    /// @notice Emitted when a margin call is cleared (the account is healthy again, or it was liquidated).
+    event MarginCallCleared(address indexed account);
+    /// @notice Emitted when a profitable position is closed to cover a pool deficit (the last resort after
+    /// the insurance fund and the pool): `haircutD18` of its profit is forfeited.
+    event AutoDeleveraged(address indexed account, uint256 indexed marketId, int256 sizeD18, uint256 priceD18, int256 pnlD18, uint256 haircutD18);
     /// @notice Emitted on every change of a global parameter.
     event ParamSet(bytes32 indexed name, uint256 oldValue, uint256 newValue);
     /// @notice ETH that could not be pushed (reverting receiver) is kept claimable.
@@ -109,10 +133,20 @@ interface IClearingHouse is IMarginAccount {
     error ClearingHouseExecutionFeeTooLow(uint256 sent, uint256 minimum);
     /// @notice The account already has positions in the maximum number of markets.
     error ClearingHouseTooManyMarkets(address account);
-    /// @notice Liquidation attempted on an account at or above its maintenance requirement.
+    /// @notice Liquidation attempted on an account that is not liquidatable (healthy, or in a margin call's grace).
     error ClearingHouseAccountHealthy(address account, int256 equityD18, uint256 maintenanceD18);
+    /// @notice A margin call can only be flagged on an account in the MarginCallable state.
+    error ClearingHouseCannotFlag(address account, AccountStatus status);
+    /// @notice Every market this account needs liquidated has used its liquidation allowance for the window.
+    error ClearingHouseLiquidationRateLimited(address account);
+    /// @notice Auto-deleveraging needs a pool deficit (traders' unrealized PnL above the pool's assets).
+    error ClearingHouseNoPoolDeficit();
+    /// @notice Auto-deleveraging only closes profitable positions.
+    error ClearingHouseNotProfitable(address account, uint256 marketId);
     /// @notice Liquidations are paused while the L2 sequencer is down or in its grace period.
     error ClearingHouseLiquidationsPaused();
+    /// @notice The fill ran out of gas: the keeper must retry with more gas (the order stays).
+    error ClearingHouseFillOutOfGas();
     /// @notice Only the contract itself may call this.
     error ClearingHouseOnlySelf();
     /// @notice A global parameter outside its bounds.
@@ -137,10 +171,32 @@ interface IClearingHouse is IMarginAccount {
     /// @notice Cancels an expired order and refunds its execution fee to the trader. Anyone may call.
     function cancelOrder(uint256 orderId) external;
 
-    /// @notice Liquidates every position of an account whose equity is below its maintenance requirement,
-    /// at the oracle price with the skew premium. The caller earns a capped share of the liquidation fee.
-    /// @return reward paid to the caller, token units (credited as collateral in the Vault).
+    /// @notice Liquidates a Liquidatable account partially: in its riskiest market first, closes the smallest
+    /// size that brings equity back above the initial requirement (the whole position when the rest would be
+    /// dust), at the oracle price with the skew premium, within each market's per-window rate limit. The
+    /// caller earns a capped share of the liquidation fee, credited as Vault collateral.
+    /// @return reward paid to the caller, token units.
     function liquidate(address account) external returns (uint256 reward);
+
+    /// @notice Liquidates every Liquidatable account of the list and skips the others (never reverts for one
+    /// account's state). Oracle reads are shared across the batch.
+    /// @return liquidated how many accounts were liquidated; reward the caller's total reward (token units).
+    function liquidateBatch(address[] calldata accounts) external returns (uint256 liquidated, uint256 reward);
+
+    /// @notice Flags a margin call on a MarginCallable account: its grace window starts now. Anyone may call.
+    /// @return deadline the end of the grace window.
+    function flagMarginCall(address account) external returns (uint256 deadline);
+
+    /// @notice Clears the margin call of an account that is healthy again. Anyone may call.
+    function clearMarginCall(address account) external;
+
+    /// @notice Vault only: collateral was added to `account`; clears its margin call if that made it healthy.
+    function onCollateralAdded(address account) external;
+
+    /// @notice Last resort when the pool's assets no longer cover traders' unrealized PnL: closes a profitable
+    /// position at the oracle price, forfeiting up to the deficit from its profit. Keepers pick the most
+    /// profitable positions first (off-chain ranking from the index); the contract checks deficit and profit.
+    function autoDeleverage(address account, uint256 marketId) external;
 
     /// @notice Accrues funding of a market up to now. Anyone may call; fills do it too.
     function accrueFunding(uint256 marketId) external;
@@ -148,8 +204,9 @@ interface IClearingHouse is IMarginAccount {
     /// @notice Sends ETH owed to the caller (execution fees or refunds a push could not deliver).
     function claimEth() external;
 
-    /// @notice Admin: sets a global parameter (`minDelay`, `maxAge`, `minExecutionFee`, `liqRewardShare`,
-    /// `liqRewardCapD18`) within its bounds.
+    /// @notice Parameter setter (role held in the RiskManager): sets a global parameter (`minDelay`, `maxAge`, `minExecutionFee`, `liqRewardShare`,
+    /// `liqRewardCapD18`, `marginCallGrace`, `marginCallExpiry`, `hardFloor`, `minPositionNotionalD18`) within
+    /// its bounds.
     function setParam(bytes32 name, uint256 value) external;
 
     /// @notice The Vault.
@@ -166,14 +223,4 @@ interface IClearingHouse is IMarginAccount {
     function accountMarkets(address account) external view returns (uint256);
     /// @notice Equity, requirements, free collateral and health of an account.
     function accountSummary(address account) external view returns (AccountSummary memory);
-    /// @notice Health of many accounts in one call (for keepers); an account whose markets cannot be priced
-    /// gets healthD18 = 0 and liquidatable = false.
-    function healthBatch(address[] calldata accounts) external view returns (AccountSummary[] memory);
-    /// @notice Price of `marketId` at which the account reaches its maintenance requirement, all else equal
-    /// (0 if none).
-    function liquidationPriceD18(address account, uint256 marketId) external view returns (uint256);
-    /// @notice Quote of a trade now: fill price with skew premium and fee (D18).
-    function quote(uint256 marketId, int256 sizeDeltaD18) external view returns (uint256 fillPriceD18, uint256 feeD18);
-    /// @notice Funding rate per day now (D18, positive: longs pay).
-    function fundingRatePerDayD18(uint256 marketId) external view returns (int256);
 }

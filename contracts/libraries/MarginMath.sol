@@ -31,6 +31,13 @@ library MarginMath {
         uint256 imrMinD18;
     }
 
+    /// @dev ⌈a·b/d⌉ with plain checked arithmetic: every caller's a·b stays far below 2^256 (sizes < 2^128,
+    /// prices and ratios < 2^96), and an overflow would revert rather than wrap. Cheaper than Math.mulDiv.
+    function mulDivUp(uint256 a, uint256 b, uint256 d) internal pure returns (uint256) {
+        uint256 p = a * b;
+        return p == 0 ? 0 : (p - 1) / d + 1;
+    }
+
     /// @dev sqrt(horizonSec / 1 year) in D18, rounded down (computed once when the horizon is set).
     function sqrtHorizonD18(uint256 horizonSec) internal pure returns (uint256) {
         return Math.sqrt(Math.mulDiv(horizonSec, WAD * WAD, YEAR));
@@ -38,7 +45,7 @@ library MarginMath {
 
     /// @dev The price move at confidence z over the horizon: z·σ·sqrt(h/1y), rounded up.
     function moveD18(uint256 zD18, uint256 sigmaD18, uint256 sqrtHD18) internal pure returns (uint256) {
-        return Math.mulDiv(Math.mulDiv(zD18, sigmaD18, WAD, Math.Rounding.Ceil), sqrtHD18, WAD, Math.Rounding.Ceil);
+        return mulDivUp(mulDivUp(zD18, sigmaD18, WAD), sqrtHD18, WAD);
     }
 
     /// @dev Maintenance and initial ratios before the size add-on.
@@ -51,12 +58,12 @@ library MarginMath {
 
     /// @dev Extra ratio for large positions: addOn·|size|/skewScale, rounded up (deep positions cost more).
     function sizeAddOnD18(uint256 absSizeD18, uint256 addOnD18, uint256 skewScaleD18) internal pure returns (uint256) {
-        return Math.mulDiv(absSizeD18, addOnD18, skewScaleD18, Math.Rounding.Ceil);
+        return mulDivUp(absSizeD18, addOnD18, skewScaleD18);
     }
 
     /// @dev |size|·price, rounded up (used for requirements and fees).
     function notionalUpD18(uint256 absSizeD18, uint256 priceD18) internal pure returns (uint256) {
-        return Math.mulDiv(absSizeD18, priceD18, WAD, Math.Rounding.Ceil);
+        return mulDivUp(absSizeD18, priceD18, WAD);
     }
 
     /// @dev Margin requirement of one position: |size|·price·(ratio + size add-on), rounded up.
@@ -66,7 +73,7 @@ library MarginMath {
         returns (uint256)
     {
         uint256 ratio = ratioD18 + sizeAddOnD18(absSizeD18, addOnD18, skewScaleD18);
-        return Math.mulDiv(notionalUpD18(absSizeD18, priceD18), ratio, WAD, Math.Rounding.Ceil);
+        return mulDivUp(notionalUpD18(absSizeD18, priceD18), ratio, WAD);
     }
 
     /// @dev Fill price with the skew premium: p·(1 + (skewBefore + skewAfter)/2 / skewScale).
@@ -79,9 +86,9 @@ library MarginMath {
         int256 twoScale = (2 * skewScaleD18).toInt256();
         int256 num = twoScale + 2 * skewD18 + sizeDeltaD18;
         if (num <= 0) revert MarginMathInvalidFillPrice(skewD18, sizeDeltaD18);
-        return Math.mulDiv(
-            priceD18, uint256(num), uint256(twoScale), sizeDeltaD18 > 0 ? Math.Rounding.Ceil : Math.Rounding.Floor
-        );
+        return sizeDeltaD18 > 0
+            ? mulDivUp(priceD18, uint256(num), uint256(twoScale))
+            : priceD18 * uint256(num) / uint256(twoScale);
     }
 
     /// @dev Trading fee: the part of the trade that moves skew toward zero pays the maker rate, the rest
@@ -121,7 +128,8 @@ library MarginMath {
         bool neg = a < 0;
         // Toward +∞ means a larger magnitude for positives and a smaller one for negatives.
         Math.Rounding r = (up != neg) ? Math.Rounding.Ceil : Math.Rounding.Floor;
-        int256 m = Math.mulDiv(SignedMath.abs(a), b, d, r).toInt256();
+        uint256 absA = SignedMath.abs(a);
+        int256 m = (r == Math.Rounding.Ceil ? mulDivUp(absA, b, d) : absA * b / d).toInt256();
         return neg ? -m : m;
     }
 
@@ -149,4 +157,27 @@ library MarginMath {
         if (amountD18 >= 0) return amountD18 / int256(scale);
         return -int256(Math.ceilDiv(uint256(-amountD18), scale));
     }
+
+    /// @dev Cost basis after a fill and the PnL (including funding) realized on the part it closes.
+    function nextCostBasis(int256 size, int256 basis, int256 delta, uint256 fill, int256 index)
+        internal
+        pure
+        returns (int256 newBasis, int256 realized)
+    {
+        if (size == 0 || (size > 0) == (delta > 0)) {
+            return (basis + basisDeltaD18(delta, fill, index), 0);
+        }
+        uint256 absSize = SignedMath.abs(size);
+        uint256 closeAbs = Math.min(absSize, SignedMath.abs(delta));
+        // Toward +∞: the closed part's basis rounds up, so the realized PnL rounds against the trader.
+        int256 closedBasis = mulDivSigned(basis, closeAbs, absSize, true);
+        int256 closedSize = size > 0 ? SafeCast.toInt256(closeAbs) : -SafeCast.toInt256(closeAbs);
+        realized = pnlD18(closedSize, closedBasis, fill, index);
+        newBasis = basis - closedBasis;
+        if (SignedMath.abs(delta) > absSize) {
+            // Flip: the rest of the trade opens a new position at the fill price.
+            newBasis = basisDeltaD18(size + delta, fill, index);
+        }
+    }
+
 }

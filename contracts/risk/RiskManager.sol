@@ -10,6 +10,7 @@ import {MarginMath} from "../libraries/MarginMath.sol";
 import {FixedPointMath} from "../libraries/FixedPointMath.sol";
 import {VolatilityEstimator} from "../libraries/VolatilityEstimator.sol";
 import {Roles} from "../libraries/Roles.sol";
+import {Breakers} from "../libraries/Breakers.sol";
 
 /// @title RiskManager
 /// @notice Holds Sigma's markets, their Chainlink feeds and every per-market risk parameter, and runs the
@@ -19,12 +20,12 @@ import {Roles} from "../libraries/Roles.sol";
 contract RiskManager is IRiskManager, AccessControl {
     using VolatilityEstimator for VolatilityEstimator.State;
 
-    uint256 public constant BREAKER_OPENING_PAUSED = 1;
-    uint256 public constant BREAKER_SEQUENCER = 2;
-    uint256 public constant BREAKER_VOL_STALE = 4;
-    uint256 public constant BREAKER_SIGMA = 8;
-    uint256 public constant BREAKER_PRICE_JUMP = 16;
-    uint256 public constant BREAKER_PRICE_STALE = 32;
+    uint256 public constant BREAKER_OPENING_PAUSED = Breakers.OPENING_PAUSED;
+    uint256 public constant BREAKER_SEQUENCER = Breakers.SEQUENCER;
+    uint256 public constant BREAKER_VOL_STALE = Breakers.VOL_STALE;
+    uint256 public constant BREAKER_SIGMA = Breakers.SIGMA;
+    uint256 public constant BREAKER_PRICE_JUMP = Breakers.PRICE_JUMP;
+    uint256 public constant BREAKER_PRICE_STALE = Breakers.PRICE_STALE;
 
     uint8 public constant SOURCE_FEED = 0;
     uint8 public constant SOURCE_ESTIMATOR = 1;
@@ -77,6 +78,14 @@ contract RiskManager is IRiskManager, AccessControl {
     Market[] internal _markets;
     mapping(uint256 => Hot) internal _hot;
     mapping(uint256 => VolatilityEstimator.State) internal _estimators;
+
+    /// @dev Liquidation rate limit, derived from the parameters: one slot for the liquidation path.
+    struct LiqLimit {
+        uint32 windowSec;
+        uint224 maxSizeD18;
+    }
+
+    mapping(uint256 => LiqLimit) internal _liqLimits;
 
     /// @param admin holder of DEFAULT_ADMIN_ROLE (a timelock in production).
     /// @param sequencerFeed_ Chainlink L2 sequencer-uptime feed, or zero on L1.
@@ -317,7 +326,7 @@ contract RiskManager is IRiskManager, AccessControl {
         Market storage m = _markets[marketId];
         Hot storage h = _hot[marketId];
         (uint256 mmr, uint256 imr) = MarginMath.baseRatios(_ratioParams(m.params), sigma);
-        // σ ≤ SigmaMax ≤ 20e18 and ratios ≤ 1e18 + add-ons fit uint64; timestamps fit uint40.
+        // σ ≤ SigmaMax ≤ 10e18 and ratios ≤ 1e18 + add-ons fit uint64; timestamps fit uint40.
         h.sigmaD18 = uint64(sigma);
         h.mmrD18 = uint64(mmr);
         h.imrD18 = uint64(imr);
@@ -377,8 +386,8 @@ contract RiskManager is IRiskManager, AccessControl {
 
     /// @inheritdoc IRiskManager
     function liquidationLimit(uint256 marketId) external view returns (uint256 windowSec, uint256 maxSizeD18) {
-        MarketParams storage p = _market(marketId).params;
-        return (p.liqWindowSec, Math.mulDiv(p.skewScaleD18, p.liqLimitD18, FixedPointMath.WAD));
+        LiqLimit memory l = _liqLimits[marketId];
+        return (l.windowSec, l.maxSizeD18);
     }
 
     /// @inheritdoc IRiskManager
@@ -453,6 +462,8 @@ contract RiskManager is IRiskManager, AccessControl {
         h.sizeAddOnD18 = p.sizeAddOnD18;
         h.liqFeeD18 = p.liqFeeD18;
         h.oiCapRatioD18 = p.oiCapRatioD18;
+        _liqLimits[marketId] =
+            LiqLimit(p.liqWindowSec, uint224(Math.mulDiv(p.skewScaleD18, p.liqLimitD18, FixedPointMath.WAD)));
     }
 
     function _feedDecimals(AggregatorV3Interface feed) internal view returns (uint8 d) {
@@ -484,7 +495,7 @@ contract RiskManager is IRiskManager, AccessControl {
         if (p == Param.ImrMin) return (0.001e18, 1e18);
         if (p == Param.SizeAddOn) return (0, 1e18);
         if (p == Param.SigmaMin) return (0.01e18, 5e18);
-        if (p == Param.SigmaMax) return (0.01e18, 20e18);
+        if (p == Param.SigmaMax) return (0.01e18, 10e18);
         if (p == Param.SkewScale) return (1e18, 1e30);
         if (p == Param.TakerFee) return (0, 0.01e18);
         if (p == Param.MakerFee) return (0, 0.01e18);
@@ -493,7 +504,7 @@ contract RiskManager is IRiskManager, AccessControl {
         if (p == Param.PriceMaxAge) return (30, 2 days);
         if (p == Param.LiquidationPriceMaxAge) return (30, 2 days);
         if (p == Param.VolMaxAge) return (60, 7 days);
-        if (p == Param.SigmaBreaker) return (0.05e18, 20e18);
+        if (p == Param.SigmaBreaker) return (0.05e18, 10e18);
         if (p == Param.PriceJumpBreaker) return (0.01e18, 1e18);
         if (p == Param.SigmaDecayHalfLife) return (60, 30 days);
         if (p == Param.SigmaSource) return (0, 2);

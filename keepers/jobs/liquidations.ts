@@ -3,6 +3,9 @@ import { isRevert } from "../errors";
 import { isInFlight, Job, JobContext } from "./types";
 import type { Action, Outcome } from "../sender";
 
+/** IClearingHouse.AccountStatus */
+export const STATUS = { Healthy: 0, MarginCallable: 1, MarginCalled: 2, Liquidatable: 3 } as const;
+
 export interface Health {
   account: string;
   equity: bigint;
@@ -32,7 +35,7 @@ export class LiquidationsJob implements Job {
     ctx.metrics.healthScanSeconds.observe(seconds);
 
     const liquidatable = health
-      .filter((h) => h.liquidatable)
+      .filter((h) => h.liquidatable || h.status === STATUS.Liquidatable)
       .map((h) => ({ ...h, shortfall: h.maintenance - h.equity }))
       .sort((x, y) => (y.shortfall > x.shortfall ? 1 : y.shortfall < x.shortfall ? -1 : x.account.localeCompare(y.account)));
     ctx.log.debug({ job: this.name, accounts: accounts.length, liquidatable: liquidatable.length, seconds }, "health scan");
@@ -48,7 +51,17 @@ export class LiquidationsJob implements Job {
     if (ctx.caps.liquidateBatch && ctx.settings.liquidationBatchSize > 1 && liquidatable.length > 1) {
       for (const part of chunk(liquidatable, ctx.settings.liquidationBatchSize)) {
         const list = part.map((h) => h.account);
-        actions.push({ job: this.name, action: "liquidateBatch", target: list.join(","), contract: ch, method: "liquidateBatch", args: [list], liquidation: true });
+        actions.push({
+          job: this.name,
+          action: "liquidateBatch",
+          target: list.join(","),
+          contract: ch,
+          method: "liquidateBatch",
+          args: [list],
+          liquidation: true,
+          // liquidateBatch skips accounts that are no longer liquidatable: none left means we lost the race.
+          nothingToDo: (r) => (BigInt((r as unknown[])[0] as bigint) === 0n ? "NoneLiquidatable" : null),
+        });
       }
     } else {
       for (const h of liquidatable) {
@@ -56,8 +69,8 @@ export class LiquidationsJob implements Job {
       }
     }
 
-    // Margin calls: below maintenance, not liquidatable yet, not flagged yet.
-    const callable = health.filter((h) => !h.liquidatable && h.equity < h.maintenance && h.marginCallDeadline === 0n);
+    // Margin calls: between the hard floor and maintenance, no live margin call (status MarginCallable).
+    const callable = health.filter((h) => h.status === STATUS.MarginCallable);
     if (callable.length > 0) {
       if (ctx.caps.flagMarginCall && ctx.caps.summaryStatus) {
         for (const h of callable) {
@@ -81,14 +94,13 @@ export class LiquidationsJob implements Job {
   private async healthBatch(ctx: JobContext, accounts: string[]): Promise<Health[]> {
     try {
       ctx.metrics.healthBatchCalls.inc();
-      const out = await ctx.contracts.clearingHouse.healthBatch(accounts);
-      return out.map((s, i) => {
-        const x = s as unknown as Record<string, unknown>;
+      const out = (await ctx.contracts.health.getFunction("healthBatch").staticCall(accounts)) as Record<string, unknown>[];
+      return out.map((x, i) => {
         return {
           account: accounts[i],
-          equity: BigInt(s.equityD18),
-          maintenance: BigInt(s.maintenanceRequirementD18),
-          liquidatable: Boolean(s.liquidatable),
+          equity: BigInt(x.equityD18 as bigint),
+          maintenance: BigInt(x.maintenanceRequirementD18 as bigint),
+          liquidatable: Boolean(x.liquidatable),
           status: x.status !== undefined ? Number(x.status) : undefined,
           marginCallDeadline: x.marginCallDeadline !== undefined ? BigInt(x.marginCallDeadline as bigint) : undefined,
         };

@@ -1,13 +1,17 @@
+import { Contract } from "ethers";
 import { isInFlight, Job, JobContext } from "./types";
 import type { Outcome } from "../sender";
 
 type Untyped = { getFunction(name: string): { staticCall(...a: unknown[]): Promise<unknown> } };
 
+const AGGREGATOR_ABI = ["function latestRoundData() view returns (uint80 roundId, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound)"];
+
 /**
  * Keeps each market's σ current with RiskManager.pokeVolatility, which reads the Chainlink rounds itself:
- * the keeper never submits a number. A market is poked when the contract says a poke would change
- * something (pokeNeeded: new price or volatility rounds, σ still decaying, σ getting old). On contracts
- * without pokeNeeded it is poked when pendingRounds > 0, and at least every --heartbeat seconds.
+ * the keeper never submits a number.
+ *  - at once on every new price round (pendingRounds > 0) or new volatility-feed round;
+ *  - otherwise at most once per --heartbeat, when the contract says a poke would change something
+ *    (pokeNeeded: σ still decaying, σ getting old); on contracts without pokeNeeded, every heartbeat.
  * Skipped, with one log line, on deployments without pokeVolatility.
  */
 export class RiskJob implements Job {
@@ -15,6 +19,19 @@ export class RiskJob implements Job {
   private readonly lastPoke = new Map<number, number>();
   private warned = false;
   private startedAt: number | null = null;
+  private readonly lastVolRound = new Map<number, bigint>();
+
+  /** The volatility feed's latest round id (null without a feed or when it cannot be read). */
+  private async volRound(ctx: JobContext, feed: string | undefined): Promise<bigint | null> {
+    if (!feed) return null;
+    try {
+      const c = new Contract(feed, AGGREGATOR_ABI, ctx.contracts.riskManager.runner);
+      const r = await c.latestRoundData();
+      return BigInt(r[0]);
+    } catch {
+      return null;
+    }
+  }
 
   async run(ctx: JobContext): Promise<void> {
     if (!ctx.caps.pokeVolatility) {
@@ -25,22 +42,24 @@ export class RiskJob implements Job {
       return;
     }
     const now = ctx.head.timestamp;
-    this.startedAt ??= now;
+    // Check every market once at start (a poke happens only if needed), then per heartbeat.
+    this.startedAt ??= now - ctx.settings.heartbeatSec;
     const rm = ctx.contracts.riskManager as unknown as Untyped;
     const markets = ctx.deployment.markets.filter((m) => ctx.shard.ownsMarket(m.marketId));
     const inflight: Promise<Outcome>[] = [];
     for (const m of markets) {
       if (ctx.stopping()) break;
-      let due: boolean;
-      let why: string;
-      if (ctx.caps.pokeNeeded) {
-        due = Boolean(await rm.getFunction("pokeNeeded").staticCall(m.marketId));
-        why = "pokeNeeded";
-      } else {
-        const pending = ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
-        const heartbeatDue = now - (this.lastPoke.get(m.marketId) ?? this.startedAt) >= ctx.settings.heartbeatSec;
-        due = pending > 0n || heartbeatDue;
-        why = pending > 0n ? `pendingRounds=${pending}` : "heartbeat";
+      const pending = ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
+      const volRound = await this.volRound(ctx, m.volFeed);
+      if (volRound !== null && !this.lastVolRound.has(m.marketId)) this.lastVolRound.set(m.marketId, volRound);
+      const newVolRound = volRound !== null && this.lastVolRound.get(m.marketId) !== volRound;
+      const heartbeatDue = now - (this.lastPoke.get(m.marketId) ?? this.startedAt) >= ctx.settings.heartbeatSec;
+      let due = pending > 0n || newVolRound;
+      let why = pending > 0n ? `pendingRounds=${pending}` : "new volatility round";
+      if (!due && heartbeatDue) {
+        due = ctx.caps.pokeNeeded ? Boolean(await rm.getFunction("pokeNeeded").staticCall(m.marketId)) : true;
+        why = "heartbeat";
+        if (!due) this.lastPoke.set(m.marketId, now); // nothing to do: check again next heartbeat
       }
       if (!due) continue;
       ctx.log.debug({ job: this.name, market: m.symbol, why }, "poke due");
@@ -51,15 +70,23 @@ export class RiskJob implements Job {
         contract: ctx.contracts.riskManager,
         method: "pokeVolatility",
         args: [m.marketId],
+        // Rounds were pending but another keeper's poke folded them first: a poke now would change nothing.
+        nothingToDo: (folded) => (pending > 0n && !newVolRound && BigInt(folded as bigint) === 0n ? "NoRoundsLeft" : null),
       });
       if (isInFlight(r)) {
         inflight.push(
           ctx.sender.settle(r).then((o) => {
-            if (o.kind === "confirmed" || o.kind === "raced") this.lastPoke.set(m.marketId, now);
+            if (o.kind === "confirmed" || o.kind === "raced") {
+              this.lastPoke.set(m.marketId, now);
+              if (volRound !== null) this.lastVolRound.set(m.marketId, volRound);
+            }
             return o;
           }),
         );
-      } else if (r.kind === "raced" || r.kind === "dry-run") this.lastPoke.set(m.marketId, now);
+      } else if (r.kind === "raced" || r.kind === "dry-run") {
+        this.lastPoke.set(m.marketId, now);
+        if (volRound !== null) this.lastVolRound.set(m.marketId, volRound);
+      }
     }
     await Promise.all(inflight);
   }

@@ -2,6 +2,8 @@ import type { Signer } from "ethers";
 import { encodeBytes32String, parseUnits, id } from "ethers";
 import {
   ClearingHouse__factory,
+  LiquidationMath__factory,
+  SigmaLens__factory,
   LiquidityPool__factory,
   MockERC20__factory,
   MockV3Aggregator__factory,
@@ -14,6 +16,7 @@ import type {
   MockERC20,
   MockV3Aggregator,
   RiskManager,
+  SigmaLens,
   Vault,
 } from "../../typechain-types";
 import { DEFAULT_MARKETS, MarketSpec, MarketParams } from "./params";
@@ -52,6 +55,7 @@ export interface SigmaDeployment {
   vault: Vault;
   clearingHouse: ClearingHouse;
   pool: LiquidityPool;
+  lens: SigmaLens;
   markets: MarketFeeds[];
   priceFeeds: MockV3Aggregator[];
   volFeeds: MockV3Aggregator[];
@@ -95,11 +99,12 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
   await riskManager.waitForDeployment();
   const vault = await new Vault__factory(deployer).deploy(await token.getAddress(), await deployer.getAddress());
   await vault.waitForDeployment();
-  const clearingHouse = await new ClearingHouse__factory(deployer).deploy(
-    await vault.getAddress(),
-    await riskManager.getAddress(),
-    await deployer.getAddress(),
-  );
+  const liquidationMath = await new LiquidationMath__factory(deployer).deploy();
+  await liquidationMath.waitForDeployment();
+  const clearingHouse = await new ClearingHouse__factory(
+    { "contracts/clearinghouse/LiquidationMath.sol:LiquidationMath": await liquidationMath.getAddress() },
+    deployer,
+  ).deploy(await vault.getAddress(), await riskManager.getAddress());
   await clearingHouse.waitForDeployment();
   const pool = await new LiquidityPool__factory(deployer).deploy(
     await vault.getAddress(),
@@ -110,6 +115,8 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
   );
   await pool.waitForDeployment();
   await (await vault.wire(await clearingHouse.getAddress(), await pool.getAddress())).wait();
+  const lens = await new SigmaLens__factory(deployer).deploy(await clearingHouse.getAddress());
+  await lens.waitForDeployment();
 
   const markets: MarketFeeds[] = [];
   const priceFeeds: MockV3Aggregator[] = [];
@@ -150,7 +157,7 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
   }
   if (admin !== (await deployer.getAddress())) {
     const adminRole = await riskManager.DEFAULT_ADMIN_ROLE();
-    for (const c of [riskManager, vault, clearingHouse, pool]) {
+    for (const c of [riskManager, vault, pool]) {
       await (await c.grantRole(adminRole, admin)).wait();
     }
   }
@@ -161,6 +168,7 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
     vault,
     clearingHouse,
     pool,
+    lens,
     markets,
     priceFeeds,
     volFeeds,

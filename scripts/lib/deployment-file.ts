@@ -14,6 +14,7 @@ export interface DeploymentFile {
     vault: string;
     clearingHouse: string;
     liquidityPool: string;
+    lens: string;
     sequencerFeed?: string;
   };
   collateralDecimals: number;
@@ -34,6 +35,7 @@ export async function buildDeploymentFile(network: string, chainId: number, d: S
       vault: await d.vault.getAddress(),
       clearingHouse: await ch.getAddress(),
       liquidityPool: await d.pool.getAddress(),
+      lens: await d.lens.getAddress(),
       ...(d.sequencerFeed ? { sequencerFeed: await d.sequencerFeed.getAddress() } : {}),
     },
     collateralDecimals: Number(await d.token.decimals()),

@@ -182,7 +182,7 @@ describe("ClearingHouse fills", () => {
     it("quote() equals the fill and fee of the next trade", async () => {
       const { f, model, alice, bob } = await setup();
       await fillAndCheck(f, model, alice, ETH, d18("12.345678901234567891"));
-      const [qp, qf] = await f.clearingHouse.quote(ETH, -d18("20.5"));
+      const [qp, qf] = await f.lens.quote(ETH, -d18("20.5"));
       const r = await fillAndCheck(f, model, bob, ETH, -d18("20.5"));
       expect([r.price, r.fee]).to.deep.equal([qp, qf]);
     });

@@ -215,11 +215,20 @@ export interface Summary {
   freeCollateral: bigint;
   healthD18: bigint;
   liquidatable: boolean;
+  status: bigint;
+  marginCallDeadline: bigint;
 }
 
+/** IClearingHouse.AccountStatus. */
+export const STATUS = { Healthy: 0n, MarginCallable: 1n, MarginCalled: 2n, Liquidatable: 3n } as const;
+
 export interface LiquidationResult {
-  closes: { marketId: number; delta: bigint; fill: bigint; realized: bigint; fee: bigint }[];
+  closes: { marketId: number; delta: bigint; fill: bigint; newSize: bigint; realized: bigint; fee: bigint; index: bigint }[];
   closedNotional: bigint;
+  remainingMarkets: bigint;
+  /** Equity and initial requirement (D18) the liquidation computed after its closes. */
+  equityAfter: bigint;
+  imAfter: bigint;
   pnlTokens: bigint;
   feeTokens: bigint;
   feePaid: bigint;
@@ -242,6 +251,13 @@ export class Model {
   insShare = 0n;
   liqShare = 0n;
   liqCapTokens = 0n;
+  hardFloor = 0n;
+  marginCallGrace = 0n;
+  marginCallExpiry = 0n;
+  minPositionNotional = 0n;
+  deadlines = new Map<string, bigint>();
+  liqLimits: { windowSec: bigint; maxSize: bigint }[] = [];
+  liqWindows: { start: bigint; size: bigint }[] = [];
 
   /** Reads parameters, feeds and ledgers of a freshly deployed fixture (markets must be empty). */
   static async load(f: Fixture): Promise<Model> {
@@ -251,6 +267,7 @@ export class Model {
     m.insShare = await f.vault.insuranceFeeShareD18();
     m.liqShare = await f.clearingHouse.liqRewardShareD18();
     m.liqCapTokens = await f.clearingHouse.liqRewardCapTokens();
+    await m.syncParams(f);
     m.pool = await f.vault.poolBalance();
     m.ins = await f.vault.insuranceFund();
     m.fees = await f.vault.protocolFees();
@@ -269,6 +286,20 @@ export class Model {
     if (st.oiLongD18 !== 0n || st.oiShortD18 !== 0n || st.lastFundingTime !== 0n) throw new Error("market not fresh");
     const [, mmr, imr] = await f.riskManager.ratios(i);
     this.markets[i] = new MarketM(i, p, price, mmr, imr);
+    const [windowSec, maxSize] = await f.riskManager.liquidationLimit(i);
+    this.liqLimits[i] = { windowSec, maxSize };
+    const w = await f.clearingHouse.liquidationWindows(i);
+    this.liqWindows[i] = { start: w.start, size: w.sizeD18 };
+  }
+
+  /** Re-reads the clearinghouse's global liquidation and margin-call parameters. */
+  async syncParams(f: Fixture) {
+    this.liqShare = await f.clearingHouse.liqRewardShareD18();
+    this.liqCapTokens = await f.clearingHouse.liqRewardCapTokens();
+    this.hardFloor = await f.clearingHouse.hardFloorD18();
+    this.marginCallGrace = await f.clearingHouse.marginCallGrace();
+    this.marginCallExpiry = await f.clearingHouse.marginCallExpiry();
+    this.minPositionNotional = await f.clearingHouse.minPositionNotionalD18();
   }
 
   /** Re-reads a market's parameters and the margin ratios the risk engine has in use (σ is its domain). */
@@ -277,6 +308,8 @@ export class Model {
     const [, mmr, imr] = await f.riskManager.ratios(i);
     this.markets[i].mmr = mmr;
     this.markets[i].imr = imr;
+    const [windowSec, maxSize] = await f.riskManager.liquidationLimit(i);
+    this.liqLimits[i] = { windowSec, maxSize };
   }
 
   clone(): Model {
@@ -285,6 +318,8 @@ export class Model {
     c.collateral = new Map(this.collateral);
     c.positions = new Map([...this.positions].map(([k, v]) => [k, { ...v }]));
     c.markets = this.markets.map((m) => m.clone());
+    c.deadlines = new Map(this.deadlines);
+    c.liqWindows = this.liqWindows.map((w) => ({ ...w }));
     return c;
   }
 
@@ -347,10 +382,34 @@ export class Model {
     return { equity: collateral * this.scale + pnl, pnl, im, mm };
   }
 
+  deadline(a: string): bigint {
+    return this.deadlines.get(ethers.getAddress(a)) ?? 0n;
+  }
+
+  /** Healthy ≥ MM > MarginCallable/MarginCalled ≥ hardFloor·MM > Liquidatable (or a margin call past its deadline). */
+  status(equity: bigint, mm: bigint, deadline: bigint, now: bigint): bigint {
+    if (mm === 0n || equity >= mm) return STATUS.Healthy;
+    if (equity < mulDiv(mm, this.hardFloor, WAD)) return STATUS.Liquidatable;
+    if (deadline === 0n || now > deadline + this.marginCallExpiry) return STATUS.MarginCallable;
+    if (now < deadline) return STATUS.MarginCalled;
+    return STATUS.Liquidatable;
+  }
+
+  flagMarginCall(a: string, now: bigint): bigint {
+    const t = this.margin(a, now);
+    const st = this.status(t.equity, t.mm, this.deadline(a), now);
+    if (st !== STATUS.MarginCallable) throw new ModelRevert("ClearingHouseCannotFlag", [ethers.getAddress(a), st]);
+    const deadline = now + this.marginCallGrace;
+    this.deadlines.set(ethers.getAddress(a), deadline);
+    return deadline;
+  }
+
   summary(a: string, now: bigint): Summary {
     const collateral = this.c(a);
     const t = this.margin(a, now, collateral);
     const base = min(collateral * this.scale, t.equity < 0n ? 0n : t.equity) - t.im;
+    const deadline = this.deadline(a);
+    const status = this.status(t.equity, t.mm, deadline, now);
     return {
       collateral,
       unrealizedPnlD18: t.pnl,
@@ -359,7 +418,9 @@ export class Model {
       maintenanceRequirementD18: t.mm,
       freeCollateral: base <= 0n ? 0n : base / this.scale,
       healthD18: t.mm === 0n ? MAX_UINT : t.equity <= 0n ? 0n : mulDiv(t.equity, WAD, t.mm),
-      liquidatable: t.mm !== 0n && t.equity < t.mm,
+      liquidatable: status === STATUS.Liquidatable,
+      status,
+      marginCallDeadline: status === STATUS.MarginCalled || status === STATUS.Liquidatable ? deadline : 0n,
     };
   }
 
@@ -460,12 +521,10 @@ export class Model {
     if (increasesRisk) {
       const oi = newSize > 0n ? M.oiL : M.oiS;
       const oiNotional = notionalUpD18(oi, M.price);
-      // NAV as the fill sees it: this market at its just-accrued index, the others at their stored index.
+      // Capacity: the pool's balance less what this market's traders are owed (their losses add nothing).
       let nav = this.pool * this.scale;
-      for (const O of this.markets) {
-        if (O.skew === 0n && O.netBasis === 0n) continue;
-        nav -= pnlD18(O.skew, O.netBasis, O.price, O.index);
-      }
+      const owed = pnlD18(M.skew, M.netBasis, M.price, M.index);
+      if (owed > 0n) nav -= owed;
       const cap = nav <= 0n ? 0n : mulDiv(nav, M.p.oiCapRatioD18, WAD);
       if (oiNotional > cap) throw new ModelRevert("ClearingHouseOpenInterestCap", [BigInt(m), oiNotional, cap]);
     }
@@ -475,6 +534,9 @@ export class Model {
     if (increasesRisk) {
       const t = this.margin(a, now, s.c);
       if (t.equity < t.im) throw new ModelRevert("ClearingHouseInsufficientMargin", [ethers.getAddress(a), t.equity, t.im]);
+    } else if (this.deadline(a) !== 0n) {
+      const t = this.margin(a, now, s.c);
+      if (t.equity >= t.mm) this.deadlines.delete(ethers.getAddress(a));
     }
     return {
       price,
@@ -513,29 +575,95 @@ export class Model {
 
   // ----------------------------------------------------------------- liquidation
 
+  /** Effect of closing q of a position in a liquidation (LiquidationMath.closeEffect, from the spec). */
+  closeEffect(a: string, m: number, q: bigint) {
+    const M = this.markets[m];
+    const pos = this.pos(a, m);
+    const delta = pos.size > 0n ? -q : q;
+    const fill = fillPriceD18(M.price, M.skew, delta, M.p.skewScaleD18);
+    const { basis: newBasis, realized } = nextCostBasis(pos.size, pos.basis, delta, fill, M.index);
+    const fee = mulDiv(notionalUpD18(q, fill), M.p.liqFeeD18, WAD, true);
+    const pnlBefore = pnlD18(pos.size, pos.basis, M.price, M.index);
+    const pnlAfter = pnlD18(pos.size + delta, newBasis, M.price, M.index);
+    const imBefore = requirementD18(abs(pos.size), M.price, M.imr, M.p.sizeAddOnD18, M.p.skewScaleD18);
+    const imAfter = requirementD18(abs(pos.size + delta), M.price, M.imr, M.p.sizeAddOnD18, M.p.skewScaleD18);
+    return { delta, fill, fee, dEquity: realized + pnlAfter - pnlBefore - fee, imBefore, imAfter };
+  }
+
+  /** Smallest q whose close leaves equity ≥ initial requirement + buffer (|size| if none does): bisection on
+   * the exact, rounded effect. The set of passing q is an interval ending at |size| (g is concave), so the
+   * predicate is monotone on [0, |size|]. */
+  minimalClose(a: string, m: number, equity: bigint, im: bigint, buffer: bigint): bigint {
+    const size = abs(this.pos(a, m).size);
+    const passes = (q: bigint) => {
+      const e = this.closeEffect(a, m, q);
+      return equity + e.dEquity >= im - e.imBefore + e.imAfter + buffer;
+    };
+    if (!passes(size)) return size;
+    if (passes(0n)) return 0n;
+    let lo = 0n;
+    let hi = size;
+    while (hi - lo > 1n) {
+      const mid = (lo + hi) / 2n;
+      if (passes(mid)) hi = mid;
+      else lo = mid;
+    }
+    return hi;
+  }
+
+  /** Partial liquidation: riskiest market first (largest maintenance requirement), the minimal close in each
+   * until equity ≥ IM + 2 token units, whole positions when the rest would be below minPositionNotional,
+   * within each market's rate limit; fee share to the liquidator (capped), rest to insurance. */
   liquidate(a: string, liquidator: string, now: bigint): LiquidationResult {
     const c = this.clone();
     const t = c.margin(a, now);
     const markets = c.accountMarkets(a);
-    if (markets.length === 0 || t.equity >= t.mm) throw new ModelRevert("ClearingHouseAccountHealthy", [ethers.getAddress(a), t.equity, t.mm]);
+    const st = c.status(t.equity, t.mm, c.deadline(a), now);
+    if (st !== STATUS.Liquidatable) throw new ModelRevert("ClearingHouseAccountHealthy", [ethers.getAddress(a), t.equity, t.mm]);
+    let equity = t.equity;
+    let im = t.im;
+    const buffer = 2n * c.scale;
     let pnl = 0n;
     let feeD18 = 0n;
     let closedNotional = 0n;
     const closes: LiquidationResult["closes"] = [];
-    for (const m of markets) {
-      const M = c.markets[m];
-      c.accrue(m, now);
-      const pos = c.pos(a, m);
-      const delta = -pos.size;
-      const fill = fillPriceD18(M.price, M.skew, delta, M.p.skewScaleD18);
-      const { realized } = c.applyFill(a, m, delta, fill);
-      const notional = notionalUpD18(abs(delta), fill);
-      const fee = mulDiv(notional, M.p.liqFeeD18, WAD, true);
-      closes.push({ marketId: m, delta, fill, realized, fee });
+    const visited = new Set<number>();
+    for (let round = 0; round < markets.length; round++) {
+      if (equity >= im + buffer) break;
+      let best = -1;
+      let bestMm = 0n;
+      for (const m of markets) {
+        if (visited.has(m)) continue;
+        const M = c.markets[m];
+        const mm = requirementD18(abs(c.pos(a, m).size), M.price, M.mmr, M.p.sizeAddOnD18, M.p.skewScaleD18);
+        if (best < 0 || mm > bestMm) [best, bestMm] = [m, mm];
+      }
+      visited.add(best);
+      const M = c.markets[best];
+      c.accrue(best, now);
+      const size = abs(c.pos(a, best).size);
+      let q = c.minimalClose(a, best, equity, im, buffer);
+      if (notionalUpD18(size - q, M.price) < c.minPositionNotional) q = size;
+      // Rate limit per market and window.
+      const lim = c.liqLimits[best];
+      let w = c.liqWindows[best];
+      if (now >= w.start + lim.windowSec) w = { start: now, size: 0n };
+      const left = lim.maxSize > w.size ? lim.maxSize - w.size : 0n;
+      if (q > left) q = left;
+      w.size += q;
+      c.liqWindows[best] = w;
+      if (q === 0n) continue;
+      const e = c.closeEffect(a, best, q);
+      const { realized, newSize } = c.applyFill(a, best, e.delta, e.fill);
+      closes.push({ marketId: best, delta: e.delta, fill: e.fill, newSize, realized, fee: e.fee, index: M.index });
       pnl += realized;
-      feeD18 += fee;
-      closedNotional += notional;
+      feeD18 += e.fee;
+      closedNotional += notionalUpD18(q, e.fill);
+      equity += e.dEquity;
+      im = im - e.imBefore + e.imAfter;
     }
+    if (closedNotional === 0n) throw new ModelRevert("ClearingHouseLiquidationRateLimited", [ethers.getAddress(a)]);
+    c.deadlines.delete(ethers.getAddress(a));
     const pnlTokens = toTokensFloor(pnl, c.scale);
     const feeTokens = ceilDiv(feeD18, c.scale);
     const s = c.settle(a, pnlTokens, feeTokens);
@@ -543,7 +671,19 @@ export class Model {
     c.setC(liquidator, c.c(liquidator) + reward);
     c.ins += s.feePaid - reward;
     Object.assign(this, c);
-    return { closes, closedNotional, pnlTokens, feeTokens, feePaid: s.feePaid, reward, toInsurance: s.feePaid - reward, badDebt: s.badDebt };
+    return {
+      closes,
+      closedNotional,
+      remainingMarkets: this.bitmap(a),
+      equityAfter: equity,
+      imAfter: im,
+      pnlTokens,
+      feeTokens,
+      feePaid: s.feePaid,
+      reward,
+      toInsurance: s.feePaid - reward,
+      badDebt: s.badDebt,
+    };
   }
 }
 
@@ -754,9 +894,9 @@ export async function liquidateAndCheck(f: Fixture, model: Model, liquidator: Ha
   const r = model.liquidate(account, liquidator.address, now);
   const ch = chEvents(f, receipt);
   const mods = ch.filter((e) => e.name === "PositionModified").map(positionModifiedArgs);
-  expect(mods).to.deep.equal(r.closes.map((c) => [ethers.getAddress(account), BigInt(c.marketId), c.delta, c.fill, 0n, c.realized, c.fee]));
+  expect(mods).to.deep.equal(r.closes.map((c) => [ethers.getAddress(account), BigInt(c.marketId), c.delta, c.fill, c.newSize, c.realized, c.fee]));
   const liq = ch.find((e) => e.name === "Liquidated");
-  expect([...liq!.args]).to.deep.equal([ethers.getAddress(account), liquidator.address, r.closedNotional, r.feePaid, r.reward]);
+  expect([...liq!.args]).to.deep.equal([ethers.getAddress(account), liquidator.address, r.closedNotional, r.feePaid, r.reward, r.remainingMarkets]);
   const v = vaultEvents(f, receipt);
   const paid = v.find((e) => e.name === "LiquidationFeePaid");
   expect([...paid!.args]).to.deep.equal([ethers.getAddress(account), liquidator.address, r.feePaid, r.reward, r.toInsurance]);

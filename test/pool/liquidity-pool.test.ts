@@ -212,13 +212,9 @@ describe("LiquidityPool", () => {
       const f = await loadFixture(sigmaFixture);
       const [u] = f.traders;
       const fot = await (await ethers.getContractFactory("MockFeeOnTransferERC20")).deploy();
-      const rm = f.riskManager; // any risk manager: the pool only needs traders' PnL (zero here)
       const v = await (await ethers.getContractFactory("Vault")).deploy(await fot.getAddress(), f.admin.address);
-      const ch = await (await ethers.getContractFactory("ClearingHouse")).deploy(
-        await v.getAddress(),
-        await rm.getAddress(),
-        f.admin.address,
-      );
+      // Any margin account serves: the fixture's clearinghouse has no open interest, so traders' PnL is 0.
+      const ch = f.clearingHouse;
       const p = await (await ethers.getContractFactory("LiquidityPool")).deploy(
         await v.getAddress(),
         await ch.getAddress(),

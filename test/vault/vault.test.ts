@@ -491,17 +491,33 @@ describe("Vault", () => {
 
     it("setFeeSplit above the bounds reverts with VaultInvalidFeeSplit and keeps the old split", async () => {
       const f = await loadFixture(sigmaFixture);
-      await expect(f.vault.setFeeSplit(0n, d18("0.5") + 1n))
+      const ppm = 10n ** 12n; // the split's resolution: one part per million
+      await expect(f.vault.setFeeSplit(0n, d18("0.5") + ppm))
         .to.be.revertedWithCustomError(f.vault, "VaultInvalidFeeSplit")
-        .withArgs(0n, d18("0.5") + 1n);
-      await expect(f.vault.setFeeSplit(d18("0.5") + 1n, d18("0.5")))
+        .withArgs(0n, d18("0.5") + ppm);
+      await expect(f.vault.setFeeSplit(d18("0.5") + ppm, d18("0.5")))
         .to.be.revertedWithCustomError(f.vault, "VaultInvalidFeeSplit")
-        .withArgs(d18("0.5") + 1n, d18("0.5"));
-      await expect(f.vault.setFeeSplit(WAD + 1n, 0n))
+        .withArgs(d18("0.5") + ppm, d18("0.5"));
+      await expect(f.vault.setFeeSplit(WAD + ppm, 0n))
         .to.be.revertedWithCustomError(f.vault, "VaultInvalidFeeSplit")
-        .withArgs(WAD + 1n, 0n);
+        .withArgs(WAD + ppm, 0n);
       expect(await f.vault.lpFeeShareD18()).to.equal(d18("0.6"));
       expect(await f.vault.insuranceFeeShareD18()).to.equal(d18("0.2"));
+    });
+
+    it("setFeeSplit rejects shares finer than one part per million (VaultInvalidFeeSplit)", async () => {
+      const f = await loadFixture(sigmaFixture);
+      await expect(f.vault.setFeeSplit(d18("0.3") + 1n, d18("0.1")))
+        .to.be.revertedWithCustomError(f.vault, "VaultInvalidFeeSplit")
+        .withArgs(d18("0.3") + 1n, d18("0.1"));
+      await expect(f.vault.setFeeSplit(d18("0.3"), d18("0.1") + 1n))
+        .to.be.revertedWithCustomError(f.vault, "VaultInvalidFeeSplit")
+        .withArgs(d18("0.3"), d18("0.1") + 1n);
+      await expect(f.vault.setFeeSplit(d18("0.333333"), d18("0.123456")))
+        .to.emit(f.vault, "FeeSplitSet")
+        .withArgs(d18("0.333333"), d18("0.123456"));
+      expect(await f.vault.lpFeeShareD18()).to.equal(d18("0.333333"));
+      expect(await f.vault.insuranceFeeShareD18()).to.equal(d18("0.123456"));
     });
 
     it("setFeeSplit is admin-only", async () => {
@@ -527,7 +543,7 @@ describe("Vault", () => {
       const { receipt } = await trade(f, t, ETH, size);
       await expect(receipt!.hash)
         .to.emit(f.vault, "TradeSettled")
-        .withArgs(t.address, 0n, fee, s1.toPool, s1.toInsurance, s1.toProtocol);
+        .withArgs(t.address, 0n, fee, s1.toPool, s1.toInsurance);
       expect(await f.vault.poolBalance()).to.equal(pool0 + s1.toPool);
       expect(await f.vault.insuranceFund()).to.equal(s1.toInsurance);
       expect(await f.vault.protocolFees()).to.equal(s1.toProtocol);
@@ -541,7 +557,7 @@ describe("Vault", () => {
       const r2 = await trade(f, t, ETH, size2);
       await expect(r2.receipt!.hash)
         .to.emit(f.vault, "TradeSettled")
-        .withArgs(t.address, 0n, fee2, s2.toPool, s2.toInsurance, s2.toProtocol);
+        .withArgs(t.address, 0n, fee2, s2.toPool, s2.toInsurance);
       expect(await f.vault.insuranceFund()).to.equal(s1.toInsurance + s2.toInsurance);
       expect(await f.vault.protocolFees()).to.equal(s1.toProtocol + s2.toProtocol);
     });
