@@ -39,6 +39,7 @@ export class KeeperMetrics {
     registers: [this.registry],
   });
   readonly txsReplaced = new Counter({ name: "keeper_txs_replaced_total", help: "Fee-bump replacements sent", labelNames: ["job", "action"], registers: [this.registry] });
+  readonly liquidations = new Counter({ name: "keeper_liquidations_total", help: "Accounts liquidated by this keeper's mined transactions", registers: [this.registry] });
   readonly ethBalance = new Gauge({ name: "keeper_eth_balance", help: "Keeper account ETH balance (ether)", registers: [this.registry] });
   readonly rpcErrors = new Counter({ name: "keeper_rpc_errors_total", help: "Failed JSON-RPC transport attempts", registers: [this.registry] });
   readonly rpcFailovers = new Counter({ name: "keeper_rpc_failovers_total", help: "Switches to another RPC endpoint", registers: [this.registry] });

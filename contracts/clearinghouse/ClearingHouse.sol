@@ -204,7 +204,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         if (!_clearIfHealthy(account)) revert ClearingHouseCannotFlag(account, AccountStatus.MarginCalled);
     }
 
-    /// @inheritdoc IClearingHouse
+    /// @inheritdoc IMarginAccount
     function onCollateralAdded(address account) external {
         if (msg.sender != address(vault)) revert ClearingHouseOnlySelf();
         if (_accounts[account].marginCallDeadline != 0) _clearIfHealthy(account);

@@ -190,8 +190,6 @@ interface IClearingHouse is IMarginAccount {
     /// @notice Clears the margin call of an account that is healthy again. Anyone may call.
     function clearMarginCall(address account) external;
 
-    /// @notice Vault only: collateral was added to `account`; clears its margin call if that made it healthy.
-    function onCollateralAdded(address account) external;
 
     /// @notice Last resort when the pool's assets no longer cover traders' unrealized PnL: closes a profitable
     /// position at the oracle price, forfeiting up to the deficit from its profit. Keepers pick the most
@@ -209,6 +207,12 @@ interface IClearingHouse is IMarginAccount {
     /// its bounds.
     function setParam(bytes32 name, uint256 value) external;
 
+    /// @notice Id the next committed order will get (ids are sequential from 0).
+    function nextOrderId() external view returns (uint256);
+    /// @notice Seconds an order must wait after commit before it can execute.
+    function minDelay() external view returns (uint32);
+    /// @notice Seconds after commit at which an order expires.
+    function maxAge() external view returns (uint32);
     /// @notice The Vault.
     function vaultAddress() external view returns (address);
     /// @notice The RiskManager.

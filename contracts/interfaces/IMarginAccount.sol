@@ -12,6 +12,9 @@ interface IMarginAccount {
     /// the counterparty, so pool NAV = pool balance − this).
     function tradersUnrealizedPnlD18() external view returns (int256);
 
+    /// @notice Called by the Vault after collateral is added to `account`: clears a margin call the deposit cured.
+    function onCollateralAdded(address account) external;
+
     /// @notice Notional the pool must keep in reserve: Σ over markets of |skew|·price, D18.
     function netExposureD18() external view returns (uint256);
 }

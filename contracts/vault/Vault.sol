@@ -224,6 +224,11 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
         _pull(msg.sender, amount);
         collateralOf[account] += amount;
         emit Deposited(account, msg.sender, amount);
+        // Let the clearinghouse clear a margin call this deposit cured. Adding margin must never fail, so a
+        // failing check (e.g. a stale oracle) is ignored: the flag then clears on the next fill or check.
+        if (address(clearingHouse) != address(0)) {
+            try clearingHouse.onCollateralAdded(account) {} catch {}
+        }
     }
 
     /// @dev Pulls exactly `amount` or reverts: the balance delta is measured, so fee-on-transfer tokens fail.

@@ -119,12 +119,32 @@ export class LiquidationsJob implements Job {
   }
 
   private async sendAll(ctx: JobContext, actions: Action[]): Promise<void> {
-    const inflight: Promise<Outcome>[] = [];
+    const inflight: Promise<void>[] = [];
     for (const a of actions) {
       if (ctx.stopping()) break;
       const r = await ctx.sender.send(a);
-      if (isInFlight(r)) inflight.push(ctx.sender.settle(r));
+      if (isInFlight(r)) inflight.push(ctx.sender.settle(r).then((o) => this.account(ctx, a, o)));
     }
     await Promise.all(inflight);
+  }
+
+  /** Counts the accounts our mined transactions liquidated; a batch that liquidated none lost its race. */
+  private account(ctx: JobContext, a: Action, o: Outcome): void {
+    if (o.kind !== "confirmed" || (a.action !== "liquidate" && a.action !== "liquidateBatch")) return;
+    const ch = ctx.contracts.clearingHouse;
+    let n = 0;
+    for (const log of o.receipt.logs) {
+      try {
+        const ev = ch.interface.parseLog(log);
+        if (ev?.name === "Liquidated" && ev.args.liquidator === ctx.sender.address) n++;
+      } catch {
+        /* another contract's log */
+      }
+    }
+    ctx.metrics.liquidations.inc(n);
+    if (n === 0) {
+      ctx.metrics.txsRaced.inc({ job: this.name, action: a.action, stage: "tx" });
+      ctx.log.info({ job: this.name, action: a.action, hash: o.hash }, "raced: the batch found nothing left to liquidate");
+    } else ctx.log.info({ job: this.name, action: a.action, liquidated: n, hash: o.hash }, "liquidated");
   }
 }

@@ -4,6 +4,7 @@ import {
   ClearingHouse__factory,
   LiquidationMath__factory,
   SigmaLens__factory,
+  SigmaAutomation__factory,
   LiquidityPool__factory,
   MockERC20__factory,
   MockV3Aggregator__factory,
@@ -17,6 +18,7 @@ import type {
   MockV3Aggregator,
   RiskManager,
   SigmaLens,
+  SigmaAutomation,
   Vault,
 } from "../../typechain-types";
 import { DEFAULT_MARKETS, MarketSpec, MarketParams } from "./params";
@@ -56,6 +58,7 @@ export interface SigmaDeployment {
   clearingHouse: ClearingHouse;
   pool: LiquidityPool;
   lens: SigmaLens;
+  automation: SigmaAutomation;
   markets: MarketFeeds[];
   priceFeeds: MockV3Aggregator[];
   volFeeds: MockV3Aggregator[];
@@ -117,6 +120,8 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
   await (await vault.wire(await clearingHouse.getAddress(), await pool.getAddress())).wait();
   const lens = await new SigmaLens__factory(deployer).deploy(await clearingHouse.getAddress());
   await lens.waitForDeployment();
+  const automation = await new SigmaAutomation__factory(deployer).deploy(await clearingHouse.getAddress(), admin);
+  await automation.waitForDeployment();
 
   const markets: MarketFeeds[] = [];
   const priceFeeds: MockV3Aggregator[] = [];
@@ -169,6 +174,7 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
     clearingHouse,
     pool,
     lens,
+    automation,
     markets,
     priceFeeds,
     volFeeds,

@@ -15,6 +15,7 @@ export interface DeploymentFile {
     clearingHouse: string;
     liquidityPool: string;
     lens: string;
+    automation: string;
     sequencerFeed?: string;
   };
   collateralDecimals: number;
@@ -36,6 +37,7 @@ export async function buildDeploymentFile(network: string, chainId: number, d: S
       clearingHouse: await ch.getAddress(),
       liquidityPool: await d.pool.getAddress(),
       lens: await d.lens.getAddress(),
+      automation: await d.automation.getAddress(),
       ...(d.sequencerFeed ? { sequencerFeed: await d.sequencerFeed.getAddress() } : {}),
     },
     collateralDecimals: Number(await d.token.decimals()),

@@ -18,8 +18,6 @@ import {
   chEventsOf,
 } from "./math";
 
-const E6 = 10n ** 12n; // D18 → 6-decimal token units
-
 async function setup(collateral = usdc(20_000)) {
   const f = await loadFixture(sigmaFixture);
   const model = await Model.load(f);

@@ -1,5 +1,4 @@
 import { expect } from "chai";
-import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { sigmaFixture, usdc, d18, ETH, BTC, Fixture, setPrice } from "../fixture";
@@ -307,6 +306,3 @@ describe("ClearingHouse margin", () => {
     });
   });
 });
-
-// keep `ethers` referenced for editors that flag unused imports in test helpers
-void ethers;

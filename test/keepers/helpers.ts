@@ -292,17 +292,17 @@ export async function commitOrder(l: Local, trader: Wallet, marketId: number, si
  * Gives each trader `collateral` USDC in the vault and a long position of `size` ETH (orders executed by
  * the admin, not by a keeper).
  */
-export async function openLongs(l: Local, traders: Wallet[], collateralUsd: string, sizeEth: string): Promise<void> {
+export async function openLongs(l: Local, traders: Wallet[], collateralUsd: string, sizeEth: string, marketId = 0): Promise<void> {
   const ids: bigint[] = [];
   for (const t of traders) {
     const token = l.d.token.connect(t);
     await (await l.d.token.mint(t.address, parseUnits(collateralUsd, 6))).wait();
     await (await token.approve(await l.d.vault.getAddress(), MaxUint256)).wait();
     await (await l.d.vault.connect(t).deposit(t.address, parseUnits(collateralUsd, 6))).wait();
-    ids.push(await commitOrder(l, t, 0, parseUnits(sizeEth, 18)));
+    ids.push(await commitOrder(l, t, marketId, parseUnits(sizeEth, 18)));
   }
   await increaseTime(l.url, Number(await l.d.clearingHouse.minDelay()) + 1);
-  await setPrice(l, 0, await currentPriceUsd(l)); // refresh the feed's timestamp
+  await setPrice(l, marketId, await currentPriceUsd(l, marketId)); // refresh the feed's timestamp
   for (const id of ids) {
     await (await l.d.clearingHouse.executeOrder(id)).wait();
     const o = await l.d.clearingHouse.order(id);
@@ -317,6 +317,11 @@ export async function openLongs(l: Local, traders: Wallet[], collateralUsd: stri
 export async function currentPriceUsd(l: Local, marketId = 0): Promise<string> {
   const [, answer] = await l.d.priceFeeds[marketId].latestRoundData();
   return (Number(answer) / 10 ** PRICE_FEED_DECIMALS).toString();
+}
+
+/** Accounts liquidated by a keeper's mined transactions (its keeper_liquidations_total). */
+export async function liquidatedBy(k: KeeperProc): Promise<number> {
+  return (await k.metrics()).get("keeper_liquidations_total") ?? 0;
 }
 
 /** Liquidated events per account since `fromBlock`. */
