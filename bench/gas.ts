@@ -20,6 +20,8 @@ const TARGETS: Record<string, number> = {
   executeOrderOpen: 160_000,
   executeOrderClose: 150_000,
   liquidate: 180_000,
+  liquidateFull: 180_000,
+  liquidateBatchPerAccount: 90_000,
 };
 
 async function main() {
@@ -121,6 +123,72 @@ async function main() {
   } catch (e: any) {
     if (!String(e.message).includes("ClearingHouseAccountHealthy")) throw e;
   }
+
+  // Full liquidation: an account whose equity cannot be restored by a partial close (bad debt).
+  {
+    const v = traders[6];
+    await token.mint(v.address, usdc("1000"));
+    await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
+    await vault.connect(v).deposit(v.address, usdc("1000"));
+    const ov = await commit(v, 0, -parseUnits("14", 18));
+    await advance(minDelay);
+    await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
+    await ch.connect(keeper).executeOrder(ov.id);
+    await d.priceFeeds[0].updateAnswer(parseUnits("2030", PRICE_FEED_DECIMALS));
+    gas.liquidateFull = await used(ch.connect(keeper).liquidate(v.address));
+  }
+
+  // Margin call: an account between the hard floor and maintenance.
+  {
+    const v = traders[7];
+    await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
+    await token.mint(v.address, usdc("1000"));
+    await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
+    await vault.connect(v).deposit(v.address, usdc("1000"));
+    const ov = await commit(v, 0, parseUnits("15", 18));
+    await advance(minDelay);
+    await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
+    await ch.connect(keeper).executeOrder(ov.id);
+    // Find a price where the account is margin-callable (below MM, above the hard floor).
+    let px = 2000;
+    for (; px > 1900; px -= 1) {
+      await d.priceFeeds[0].updateAnswer(parseUnits(String(px), PRICE_FEED_DECIMALS));
+      if ((await ch.accountSummary(v.address)).status === 1n) break;
+    }
+    gas.flagMarginCall = await used(ch.connect(keeper).flagMarginCall(v.address));
+  }
+
+  // Batched liquidation of 20 accounts in one transaction.
+  {
+    await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
+    const extra = (await ethers.getSigners()).slice(-20);
+    for (const v of extra) {
+      await token.mint(v.address, usdc("1000"));
+      await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
+      await vault.connect(v).deposit(v.address, usdc("1000"));
+      const ov = await commit(v, 0, parseUnits("15", 18));
+      await advance(minDelay);
+      await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
+      await ch.connect(keeper).executeOrder(ov.id);
+    }
+    await advance(120); // a fresh rate-limit window
+    await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
+    const total = await used(ch.connect(keeper).liquidateBatch(extra.map((x) => x.address)));
+    gas.liquidateBatch20 = total;
+    gas.liquidateBatchPerAccount = Math.round(total / 20);
+  }
+
+  // σ poke: fold N new price rounds.
+  for (const n of [1, 8, 32]) {
+    while ((await d.riskManager.pendingRounds(0)) > 0n) await d.riskManager.pokeVolatility(0);
+    for (let i = 0; i < n; i++) {
+      await advance(60);
+      await d.priceFeeds[0].updateAnswer(parseUnits(String(2000 + (i % 2 ? 5 : -5)), PRICE_FEED_DECIMALS));
+    }
+    gas[`pokeVolatility${n}Rounds`] = await used(d.riskManager.pokeVolatility(0));
+  }
+  gas.pokeVolatilityPerRound = Math.round((gas.pokeVolatility32Rounds - gas.pokeVolatility1Rounds) / 31);
+  gas.pokeVolatilityBase = gas.pokeVolatility1Rounds - gas.pokeVolatilityPerRound;
 
   const outDir = path.join(__dirname, "..", "reports");
   fs.mkdirSync(outDir, { recursive: true });

@@ -259,7 +259,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         if (pos.sizeD18 == 0 || pnl <= 0) revert ClearingHouseNotProfitable(account, marketId);
         // Closed at the oracle price (no premium, no fee): the trader loses only the forfeited profit.
         int256 realized = _applyFill(account, marketId, ms, pos, -int256(pos.sizeD18), v.risk.priceD18, v.fundingIndexD18);
-        uint256 haircut = Math.min(uint256(realized > 0 ? realized : int256(0)), uint256(deficit));
+        // Pay the profit beyond the deficit, and never more than the pool holds (losers' unrealized losses are
+        // not cash yet); the rest is forfeited.
+        uint256 gain = realized > 0 ? uint256(realized) : 0;
+        uint256 payout = Math.min(gain - Math.min(gain, uint256(deficit)), vault.poolBalance() * _scale);
+        uint256 haircut = gain - payout;
         vault.settleTrade(account, MarginMath.toTokensFloor(realized - haircut.toInt256(), _scale), 0);
         emit AutoDeleveraged(account, marketId, pos.sizeD18, v.risk.priceD18, realized, haircut);
     }

@@ -97,7 +97,8 @@ describe("keeper end-to-end on a hardhat node", function () {
     const traders = [10, 11, 12, 13, 14, 15].map((i) => account(i, l.provider));
     await openLongs(l, traders, "10000", "75");
     const keeperWallet = account(2, l.provider);
-    const k1 = await startKeeper({ rpc: node.url, deployment: l.deploymentPath, key: keeperWallet.privateKey, name: "keeper-1" });
+    // Small liquidation batches (where the contract has liquidateBatch) so the kill lands mid-run.
+    const k1 = await startKeeper({ rpc: node.url, deployment: l.deploymentPath, key: keeperWallet.privateKey, name: "keeper-1", extra: ["--liquidation-batch-size", "2"] });
     keepers.push(k1);
     // A pending order, indexed and checkpointed before the crash.
     const orderTrader = account(16, l.provider);
@@ -264,5 +265,61 @@ describe("keeper end-to-end on a hardhat node", function () {
     }
     const [ma, mb] = [await ka.metrics(), await kb.metrics()];
     expect(metricSum(ma, "keeper_txs_raced_total") + metricSum(mb, "keeper_txs_raced_total")).to.equal(0);
+  });
+
+  it("flags a margin call on an account between the hard floor and maintenance, and liquidates it after the grace window", async function () {
+    const { ClearingHouse__factory } = await import("../../typechain-types");
+    const { PARAM } = await import("../../scripts/lib/params");
+    const sigmaSource = (PARAM as Record<string, number>).SigmaSource;
+    if (!ClearingHouse__factory.createInterface().getFunction("flagMarginCall") || sigmaSource === undefined) this.skip();
+    const l = await deployLocal(node.url);
+    const ch = l.d.clearingHouse as any;
+    // σ from the volatility feed only, so that moving the price does not move the margin ratio.
+    await (await (l.d.riskManager as any).setMarketParam(0, sigmaSource, 0)).wait();
+    await (await (l.d.riskManager as any).pokeVolatility(0)).wait();
+    const trader = account(10, l.provider);
+    await openLongs(l, [trader], "10000", "75");
+
+    // Price at which equity = 0.875 × maintenance (between the 0.75 hard floor and maintenance).
+    for (let i = 0; i < 4; i++) {
+      const s = await ch.accountSummary(trader.address);
+      if (Number(s.status) === 1) break;
+      const eq = Number(s.equityD18) / 1e18;
+      const mm = Number(s.maintenanceRequirementD18) / 1e18;
+      const p0 = Number(await (await import("./helpers")).currentPriceUsd(l));
+      const size = 75;
+      const k = mm / (size * p0);
+      const p = (eq - size * p0) / (0.875 * k * size - size);
+      await setPrice(l, 0, p.toFixed(2));
+    }
+    expect(Number((await ch.accountSummary(trader.address)).status), "MarginCallable").to.equal(1);
+
+    const keeperWallet = account(9, l.provider);
+    const k = await startKeeper({ rpc: node.url, deployment: l.deploymentPath, key: keeperWallet.privateKey });
+    keepers.push(k);
+    const flagged = await waitFor("a margin call flagged by the keeper", async () => {
+      const evs = await ch.queryFilter(ch.filters.MarginCallFlagged(trader.address));
+      return evs.length > 0 ? evs : null;
+    }, 30_000);
+    expect(flagged).to.have.length(1);
+    expect(flagged[0].args.by).to.equal(keeperWallet.address);
+    const deadline = Number(flagged[0].args.deadline);
+    // Inside the grace window the account is not liquidated.
+    await increaseTime(node.url, 5);
+    const it0 = (await k.metrics()).get("keeper_loop_iterations_total")!;
+    await waitFor("two more loops", async () => (await k.metrics()).get("keeper_loop_iterations_total")! >= it0 + 2);
+    expect((await liquidations(l, 0)).size).to.equal(0);
+
+    const grace = Number(await ch.marginCallGrace());
+    await increaseTime(node.url, grace + 1);
+    await setPrice(l, 0, await (await import("./helpers")).currentPriceUsd(l)); // fresh round, same price
+    const liq = await waitFor("liquidated after the deadline", async () => {
+      const m = await liquidations(l, 0);
+      return m.size === 1 ? m : null;
+    }, 30_000);
+    const block = await l.provider.getBlock(liq.get(trader.address)![0].block);
+    expect(block!.timestamp).to.be.greaterThan(deadline);
+    expect(liq.get(trader.address)![0].liquidator).to.equal(keeperWallet.address);
+    expect(metricSum(await k.metrics(), "keeper_txs_failed_total")).to.equal(0);
   });
 });
