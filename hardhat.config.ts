@@ -22,18 +22,47 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string
 
 const config: HardhatUserConfig = {
   solidity: {
-    version: SOLC_VERSION,
-    settings: {
-      optimizer: { enabled: true, runs: 200 },
-      evmVersion: "cancun",
-      // Ask solcjs only for what Hardhat and typechain use: it fails on big outputs otherwise.
-      outputSelection: {
-        "*": {
-          "*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers"],
-          "": ["ast"],
+    compilers: [
+      {
+        version: SOLC_VERSION,
+        settings: {
+          optimizer: { enabled: true, runs: 200 },
+          evmVersion: "cancun",
+          // Ask solcjs only for what Hardhat and typechain use: it fails on big outputs otherwise.
+          outputSelection: {
+            "*": {
+              "*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers"],
+              "": ["ast"],
+            },
+          },
         },
       },
-    },
+    ],
+    // viaIR where it pays: the ClearingHouse stays under the 24 KiB limit with room to grow, and the hot
+    // paths of these contracts get cheaper. Other files keep the faster legacy pipeline.
+    overrides: Object.fromEntries(
+      [
+        "contracts/clearinghouse/ClearingHouse.sol",
+        "contracts/clearinghouse/LiquidationMath.sol",
+        "contracts/risk/RiskManager.sol",
+      ].map((file) => [
+        file,
+        {
+          version: SOLC_VERSION,
+          settings: {
+            viaIR: true,
+            optimizer: { enabled: true, runs: 200 },
+            evmVersion: "cancun",
+            outputSelection: {
+              "*": {
+                "*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers"],
+                "": ["ast"],
+              },
+            },
+          },
+        },
+      ]),
+    ),
   },
   networks: {
     hardhat: {
