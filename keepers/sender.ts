@@ -41,6 +41,8 @@ export interface SenderOptions {
   priorityFeeGwei?: number;
   feeBumpPercent: number;
   txTimeoutMs: number;
+  /** How long the base fee and tip suggestion are reused (ms, default 1000). */
+  feeCacheMs?: number;
   /** Gas limit = estimate × (1 + margin). */
   gasMargin?: number;
   log: Logger;
@@ -142,6 +144,10 @@ export class TxSender {
 
   /** Simulates and broadcasts; returns the in-flight transaction, or the outcome when nothing was sent. */
   async send(a: Action): Promise<InFlight | Outcome> {
+    // Fees first (cached briefly), so that as little time as possible passes between the simulation and
+    // the broadcast: that gap is the window in which another keeper's transaction can land first.
+    const cap = parseUnits(String(a.liquidation ? this.opts.liquidationMaxFeeGwei : this.opts.maxFeeGwei), "gwei");
+    const fees = this.opts.dryRun ? null : await this.fees(cap);
     const sim = await this.simulate(a);
     if (!sim.ok) return this.reportSimulationFailure(a, sim.cls, sim.revert);
     const idle = a.nothingToDo?.(sim.result) ?? null;
@@ -164,8 +170,6 @@ export class TxSender {
     const margin = this.opts.gasMargin ?? 0.25;
     const gasLimit = gas + (gas * BigInt(Math.round(margin * 100))) / 100n;
 
-    const cap = parseUnits(String(a.liquidation ? this.opts.liquidationMaxFeeGwei : this.opts.maxFeeGwei), "gwei");
-    const fees = await this.fees(cap);
     if (!fees) {
       this.opts.log.warn({ job: a.job, action: a.action, target: a.target, capGwei: formatUnits(cap, "gwei") }, "base fee above the fee cap: not sending");
       return { kind: "skipped", reason: "fee-cap" };
@@ -353,22 +357,34 @@ export class TxSender {
 
   /** EIP-1559 fees: maxFee = min(cap, 2·baseFee + tip). Null when the base fee alone exceeds the cap. */
   async fees(cap: bigint): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null> {
-    const block = await this.provider.send("eth_getBlockByNumber", ["latest", false]);
-    const baseFee = block?.baseFeePerGas ? BigInt(block.baseFeePerGas) : 0n;
+    const { baseFee, suggestedTip } = await this.feeData();
     let tip: bigint;
     if (this.opts.priorityFeeGwei !== undefined) tip = parseUnits(String(this.opts.priorityFeeGwei), "gwei");
-    else {
-      try {
-        tip = BigInt(await this.provider.send("eth_maxPriorityFeePerGas", []));
-      } catch {
-        tip = parseUnits("1", "gwei");
-      }
-    }
+    else tip = suggestedTip;
     if (baseFee > cap) return null;
     let maxFee = 2n * baseFee + tip;
     if (maxFee > cap) maxFee = cap;
     if (tip > maxFee - baseFee) tip = maxFee - baseFee;
     return { maxFeePerGas: maxFee, maxPriorityFeePerGas: tip };
+  }
+
+  private feeCache: { at: number; baseFee: bigint; suggestedTip: bigint } | null = null;
+
+  /** Base fee of the latest block and the node's tip suggestion, cached for a second. */
+  private async feeData(): Promise<{ baseFee: bigint; suggestedTip: bigint }> {
+    if (this.feeCache && Date.now() - this.feeCache.at < (this.opts.feeCacheMs ?? 1_000)) return this.feeCache;
+    const block = await this.provider.send("eth_getBlockByNumber", ["latest", false]);
+    const baseFee = block?.baseFeePerGas ? BigInt(block.baseFeePerGas) : 0n;
+    let suggestedTip = parseUnits("1", "gwei");
+    if (this.opts.priorityFeeGwei === undefined) {
+      try {
+        suggestedTip = BigInt(await this.provider.send("eth_maxPriorityFeePerGas", []));
+      } catch {
+        /* node without the method: 1 gwei */
+      }
+    }
+    this.feeCache = { at: Date.now(), baseFee, suggestedTip };
+    return this.feeCache;
   }
 
   /** Logs at `level` once per key per minute, at debug otherwise (a persistent failure repeats every loop). */

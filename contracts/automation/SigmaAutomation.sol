@@ -190,17 +190,17 @@ contract SigmaAutomation is AutomationCompatible, Ownable {
         uint256 n = end > start ? end - start : 0;
         liq = new address[](n);
         flag = new address[](n);
-        uint256 l;
-        uint256 f;
+        uint256 nLiq;
+        uint256 nFlag;
         for (uint256 i = start; i < end; ++i) {
             try clearingHouse.accountSummary(tracked[i]) returns (IClearingHouse.AccountSummary memory s) {
-                if (s.status == IClearingHouse.AccountStatus.Liquidatable) liq[l++] = tracked[i];
-                else if (s.status == IClearingHouse.AccountStatus.MarginCallable) flag[f++] = tracked[i];
+                if (s.status == IClearingHouse.AccountStatus.Liquidatable) liq[nLiq++] = tracked[i];
+                else if (s.status == IClearingHouse.AccountStatus.MarginCallable) flag[nFlag++] = tracked[i];
             } catch {}
         }
         assembly ("memory-safe") {
-            mstore(liq, l)
-            mstore(flag, f)
+            mstore(liq, nLiq)
+            mstore(flag, nFlag)
         }
     }
 

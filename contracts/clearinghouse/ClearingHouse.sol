@@ -607,8 +607,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
             v.fundingIndexD18 = ms.fundingIndexD18;
             return;
         }
+        uint256 elapsed = last == 0 ? 0 : block.timestamp - last;
         int256 index = ms.fundingIndexD18
-            + MarginMath.fundingIndexDeltaD18(ms.skewD18, v.risk.skewScaleD18, v.risk.maxFundingRateD18, v.risk.priceD18, last == 0 ? 0 : block.timestamp - last);
+            + MarginMath.fundingIndexDeltaD18(
+                ms.skewD18, v.risk.skewScaleD18, v.risk.maxFundingRateD18, v.risk.priceD18, elapsed
+            );
         ms.fundingIndexD18 = index.toInt128();
         ms.lastFundingTime = uint64(block.timestamp);
         v.fundingIndexD18 = index;

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IRiskManager} from "./IRiskManager.sol";
 import {IMarginAccount} from "./IMarginAccount.sol";
 
 /// @title IClearingHouse

@@ -386,8 +386,8 @@ contract RiskManager is IRiskManager, AccessControl {
 
     /// @inheritdoc IRiskManager
     function liquidationLimit(uint256 marketId) external view returns (uint256 windowSec, uint256 maxSizeD18) {
-        LiqLimit memory l = _liqLimits[marketId];
-        return (l.windowSec, l.maxSizeD18);
+        LiqLimit memory lim = _liqLimits[marketId];
+        return (lim.windowSec, lim.maxSizeD18);
     }
 
     /// @inheritdoc IRiskManager

@@ -25,6 +25,7 @@ export interface Health {
 export class LiquidationsJob implements Job {
   readonly name = "liquidations" as const;
   private warnedMarginCalls = false;
+  private lastReported = "";
 
   async run(ctx: JobContext): Promise<void> {
     const accounts = ctx.indexer.accountsWithPositions().filter((a) => ctx.shard.ownsAccount(a));
@@ -39,12 +40,14 @@ export class LiquidationsJob implements Job {
       .map((h) => ({ ...h, shortfall: h.maintenance - h.equity }))
       .sort((x, y) => (y.shortfall > x.shortfall ? 1 : y.shortfall < x.shortfall ? -1 : x.account.localeCompare(y.account)));
     ctx.log.debug({ job: this.name, accounts: accounts.length, liquidatable: liquidatable.length, seconds }, "health scan");
-    if (liquidatable.length > 0) {
+    const summary = liquidatable.map((h) => h.account).join(",");
+    if (liquidatable.length > 0 && summary !== this.lastReported) {
       ctx.log.info(
         { job: this.name, liquidatable: liquidatable.length, worst: { account: liquidatable[0].account, shortfallD18: liquidatable[0].shortfall.toString() } },
         "liquidatable accounts found",
       );
     }
+    this.lastReported = summary; // logged again only when the set changes
 
     const actions: Action[] = [];
     const ch = ctx.contracts.clearingHouse;

@@ -114,18 +114,19 @@ export class InProcessKeeper implements KeeperStep {
     await this.risk(w, r);
     await this.orders(w, r);
     // Liquidate, then flag margin calls; flagging takes blocks too, so re-check until nothing is liquidatable.
+    let health = await this.liquidate(w, r);
     for (let pass = 0; pass < 4; pass++) {
-      await this.liquidate(w, r);
-      const health = await scanHealth(w, w.accounts);
       const callable = health.filter((h) => h.status === STATUS.MarginCallable);
       for (const h of callable) {
         const res = await w.clock.trySend(() => w.d.clearingHouse.connect(w.keeper).flagMarginCall(h.account));
         if (res.receipt) r.marginCallsFlagged++;
       }
-      r.health = callable.length > 0 ? await scanHealth(w, w.accounts) : health;
-      r.liquidatableAfter = r.health.filter((h) => h.status === STATUS.Liquidatable).length;
-      if (r.liquidatableAfter === 0) break;
+      if (callable.length > 0) health = await scanHealth(w, w.accounts);
+      if (!health.some((h) => h.status === STATUS.Liquidatable)) break;
+      health = await this.liquidate(w, r);
     }
+    r.health = health;
+    r.liquidatableAfter = health.filter((h) => h.status === STATUS.Liquidatable).length;
     return r;
   }
 
@@ -204,23 +205,22 @@ export class InProcessKeeper implements KeeperStep {
 
   /** Liquidation job: liquidateBatch over the liquidatable accounts, largest shortfall first; when the
    * per-market rate limit stops progress, wait one liquidation window and go on. */
-  private async liquidate(w: World, r: TickReport): Promise<void> {
+  private async liquidate(w: World, r: TickReport): Promise<Health[]> {
     const ch = w.d.clearingHouse.connect(w.keeper);
-    const [windowSec] = await w.d.riskManager.liquidationLimit(0);
+    let health = await scanHealth(w, w.accounts);
     for (let guard = 0; guard < this.maxWaits + 10; guard++) {
-      const health = await scanHealth(w, w.accounts);
       const todo = health
         .filter((h) => h.status === STATUS.Liquidatable)
         .map((h) => ({ account: h.account, shortfall: h.maintenanceD18 - h.equityD18 }))
         .sort((a, b) => (b.shortfall > a.shortfall ? 1 : b.shortfall < a.shortfall ? -1 : a.account.localeCompare(b.account)));
-      if (todo.length === 0) return;
+      if (todo.length === 0) return health;
       let progress = 0;
       for (let i = 0; i < todo.length; i += this.batchSize) {
         const list = todo.slice(i, i + this.batchSize).map((x) => x.account);
         const res = await w.clock.trySend(() => ch.liquidateBatch(list));
         if (!res.receipt) {
           r.errors.push(`liquidateBatch: ${res.error}`);
-          return;
+          return health;
         }
         r.liquidationTxs++;
         const n = parseLogs(ch.interface, res.receipt.logs).filter((e) => e.name === "Liquidated").length;
@@ -228,11 +228,15 @@ export class InProcessKeeper implements KeeperStep {
         r.accountsLiquidated += n;
       }
       if (progress === 0) {
-        if (r.rateLimitWaits >= this.maxWaits) return;
+        // Every market these accounts need has used its liquidation allowance: wait for the next window.
+        if (r.rateLimitWaits >= this.maxWaits) return health;
         r.rateLimitWaits++;
+        const [windowSec] = await w.d.riskManager.liquidationLimit(0);
         w.clock.advance(Number(windowSec));
         await w.clock.sync();
       }
+      health = await scanHealth(w, w.accounts);
     }
+    return health;
   }
 }

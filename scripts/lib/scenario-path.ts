@@ -127,7 +127,7 @@ export interface Phase {
 export function stressPhases(hours: number): Phase[] {
   if (hours < 8) throw new Error(`the generated stress path needs at least 8 hours (got ${hours})`);
   const shock = Math.max(1, Math.round(hours * 0.04));
-  const crash = Math.max(2, Math.round(hours * 0.06));
+  const crash = Math.max(2, Math.round(hours * 0.08));
   const calm = Math.max(2, Math.round(hours * 0.42));
   const rest = hours - calm - shock - crash;
   const recovery = Math.max(1, Math.round(rest * 0.6));
@@ -138,8 +138,8 @@ export function stressPhases(hours: number): Phase[] {
   const afterRecovery = 0.82;
   const phases: Phase[] = [
     { name: "calm", hours: calm, move: 0.012, vol: 0.4 },
-    { name: "shock", hours: shock, move: afterShock - 1, vol: 1.1 },
-    { name: "crash", hours: crash, move: afterCrash / afterShock - 1, vol: 2.2 },
+    { name: "shock", hours: shock, move: afterShock - 1, vol: 1.0 },
+    { name: "crash", hours: crash, move: afterCrash / afterShock - 1, vol: 1.8 },
     { name: "recovery", hours: recovery, move: afterRecovery / afterCrash - 1, vol: 1.0 },
   ];
   if (settle > 0) phases.push({ name: "settle", hours: settle, move: 0.005, vol: 0.55 });

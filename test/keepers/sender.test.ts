@@ -95,6 +95,7 @@ function setup(o: Partial<SenderOptions> = {}) {
     metrics,
     errors,
     chainId: 31337n,
+    feeCacheMs: 0,
     ...o,
   });
   const action = (extra: Partial<Action> = {}): Action => ({ job: "liquidations", action: "liquidate", target: addr(1), contract: fake.contract(), method: "liquidate", args: [addr(1)], liquidation: true, ...extra });
