@@ -44,6 +44,7 @@ const config: HardhatUserConfig = {
       [
         "contracts/clearinghouse/ClearingHouse.sol",
         "contracts/clearinghouse/LiquidationMath.sol",
+        "contracts/clearinghouse/ClearingHouseParams.sol",
         "contracts/risk/RiskManager.sol",
       ].map((file) => [
         file,

@@ -235,15 +235,17 @@ export class Indexer {
   // ------------------------------------------------------------------------------------------ sync
 
   /**
-   * Brings the index up to head − confirmations, in bounded ranges. Returns early (to be called again)
-   * when the chain moves under it; throws on RPC failure, leaving the index consistent.
+   * Brings the index up to head − confirmations, in bounded ranges (at most `maxRanges` of them, so that a
+   * long catch-up lets the jobs run in between). Returns early (to be called again) when the chain moves
+   * under it; throws on RPC failure, leaving the index consistent.
    */
-  async sync(shouldStop: () => boolean = () => false, knownHead?: number): Promise<SyncReport> {
+  async sync(shouldStop: () => boolean = () => false, knownHead?: number, maxRanges = Infinity): Promise<SyncReport> {
     const head = knownHead ?? (await this.src.blockNumber());
     const target = head - this.opts.confirmations;
     const report: SyncReport = { head, target, from: this.lastBlock + 1, to: this.lastBlock, logs: 0, reorg: null };
     report.reorg = await this.checkReorg();
-    while (this.lastBlock < target && !shouldStop()) {
+    let ranges = 0;
+    while (this.lastBlock < target && !shouldStop() && ranges++ < maxRanges) {
       const from = this.lastBlock + 1;
       let to = Math.min(target, from + this.opts.logRange - 1);
       const windowStart = target - this.opts.reorgWindow + 1;

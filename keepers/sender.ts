@@ -144,6 +144,23 @@ export class TxSender {
 
   /** Simulates and broadcasts; returns the in-flight transaction, or the outcome when nothing was sent. */
   async send(a: Action): Promise<InFlight | Outcome> {
+    const key = `${a.action}:${a.target}`;
+    const cool = this.cooldown.get(key);
+    if (cool && Date.now() < cool.until) return { kind: "skipped", reason: "cooldown after failed simulation" };
+    const out = await this.sendOnce(a);
+    if ("kind" in out && out.kind === "failed" && out.stage === "simulation") {
+      // An unexpected revert usually repeats: back off this target (30 s, doubling, up to 10 min) instead of
+      // failing every iteration.
+      const n = (cool?.n ?? 0) + 1;
+      this.cooldown.set(key, { n, until: Date.now() + Math.min(600_000, 30_000 * 2 ** (n - 1)) });
+      if (this.cooldown.size > 10_000) this.cooldown.clear();
+    } else if (cool) this.cooldown.delete(key);
+    return out;
+  }
+
+  private readonly cooldown = new Map<string, { n: number; until: number }>();
+
+  private async sendOnce(a: Action): Promise<InFlight | Outcome> {
     // Fees first (cached briefly), so that as little time as possible passes between the simulation and
     // the broadcast: that gap is the window in which another keeper's transaction can land first.
     const cap = parseUnits(String(a.liquidation ? this.opts.liquidationMaxFeeGwei : this.opts.maxFeeGwei), "gwei");

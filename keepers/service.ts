@@ -32,6 +32,9 @@ const JOB_FACTORIES: Record<JobName, () => Job> = {
   risk: () => new RiskJob(),
 };
 
+/** Log ranges per iteration while catching up (the jobs run between batches of ranges). */
+const MAX_RANGES_PER_ITERATION = 50;
+
 /** Order of the jobs within one loop iteration: σ first (margins depend on it), then orders, then liquidations. */
 const JOB_ORDER: JobName[] = ["risk", "orders", "liquidations"];
 
@@ -63,6 +66,7 @@ export class Keeper {
   private lastLowBalanceWarn = 0;
   private orderScanLow: bigint | null = null;
   private iterations = 0;
+  private behind = false;
 
   constructor(
     readonly config: KeeperConfig,
@@ -239,6 +243,7 @@ export class Keeper {
         break;
       }
       if (this.stopping) break;
+      if (ok && this.behind) continue; // catching up: no pause
       const delay = ok ? this.config.pollInterval : backoffDelay(failures, Math.max(this.config.pollInterval, 250), this.config.maxBackoff);
       await sleep(delay, this.abort.signal);
     }
@@ -248,14 +253,22 @@ export class Keeper {
   /** One loop iteration; false when it failed (logged). */
   async iteration(): Promise<boolean> {
     try {
-      const report = await this.indexer.sync(() => this.stopping);
+      const report = await this.indexer.sync(() => this.stopping, undefined, MAX_RANGES_PER_ITERATION);
+      this.behind = this.indexer.lastBlock < report.target;
       if (report.reorg) this.log.warn({ ...report.reorg, lastBlock: this.indexer.lastBlock }, "index corrected after a reorg");
       if (report.to >= report.from) this.log.debug({ from: report.from, to: report.to, logs: report.logs, head: report.head }, "indexed");
       if (this.stopping) return true;
 
-      if (Date.now() - this.lastBackstopAt >= this.config.backstopInterval * 1000 && this.indexer.lastHash !== null) {
-        await this.backstop();
+      // Only when caught up: the reads are made at the last indexed block, which a non-archive node keeps
+      // only for recent blocks.
+      if (!this.behind && Date.now() - this.lastBackstopAt >= this.config.backstopInterval * 1000 && this.indexer.lastHash !== null) {
         this.lastBackstopAt = Date.now();
+        try {
+          await this.backstop();
+        } catch (e) {
+          if (e instanceof RpcUnavailableError) throw e;
+          this.log.warn({ err: shortError(e) }, "backstop failed; retrying at the next interval");
+        }
       }
 
       const head = await this.source.block("latest");

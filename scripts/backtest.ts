@@ -3,7 +3,7 @@
  *
  *   npx ts-node scripts/backtest.ts --prices <csv> [--out <file.json>] [--html <file.html>]
  *       [--windows <dir>] [--warmup <hours>] [--rounds synthetic|close] [--z <z_mm>] [--config <file.json>]
- *       [--no-reference]
+ *       [--chainlink <rounds.csv>] [--no-reference]
  *
  * Defaults: --prices ../shared/data/eth_usd_1h.csv (relative to the repository), --out reports/backtest.json,
  * the HTML next to the JSON, stress windows from <prices dir>/crash_windows (built-in list if absent).
@@ -20,10 +20,13 @@ import {
   REFERENCE_VOLATILITY_CONFIG,
   RoundsMode,
   StressWindow,
+  ChainlinkCheck,
+  chainlinkComparison,
   checkTargets,
   describeParams,
   loadOhlcCsv,
   loadStressWindows,
+  parseChainlinkRoundsCsv,
   parseDecimalD18,
   renderHtml,
   runBacktest,
@@ -44,12 +47,13 @@ interface Args {
   rounds: RoundsMode;
   z?: string;
   config?: string;
+  chainlink?: string;
   reference: boolean;
 }
 
 const USAGE = `usage: npx ts-node scripts/backtest.ts --prices <csv> [--out <file.json>] [--html <file.html>]
        [--windows <dir>] [--warmup <hours>] [--rounds synthetic|close] [--z <z_mm>] [--config <file.json>]
-       [--no-reference]`;
+       [--chainlink <rounds.csv>] [--no-reference]`;
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
@@ -96,6 +100,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--config":
         a.config = path.resolve(val());
+        break;
+      case "--chainlink":
+        a.chainlink = path.resolve(val());
         break;
       case "--no-reference":
         a.reference = false;
@@ -202,6 +209,16 @@ function main() {
       })
     : undefined;
 
+  let chainlinkCheck: (ChainlinkCheck & { file: string }) | undefined;
+  if (args.chainlink) {
+    if (!fs.existsSync(args.chainlink)) throw new BacktestDataError(`Chainlink rounds file not found: ${args.chainlink}`);
+    const rounds = parseChainlinkRoundsCsv(fs.readFileSync(args.chainlink, "utf8"), args.chainlink);
+    chainlinkCheck = {
+      file: path.relative(process.cwd(), args.chainlink) || args.chainlink,
+      ...chainlinkComparison(candles, rounds, { volatility: vol, margin, warmupHours: args.warmup, deviationD18: DEVIATION_D18 }),
+    };
+  }
+
   const file = path.relative(process.cwd(), args.prices) || args.prices;
   const { series: _series, exact, ...core } = result;
   const json = {
@@ -217,6 +234,7 @@ function main() {
     windows: core.windows,
     targets,
     exact,
+    chainlinkCheck,
     reference: reference
       ? {
           description: "plain EWMA of hourly squared close-to-close returns, 24 h half-life, z = 4, no fee, MMR ≥ 0.5 %",
@@ -249,7 +267,7 @@ function main() {
       String(m.breachesStaticSameBreaches),
       7,
     )}${pad(p(m.avgDynamicMmr), 8)}${pad(f(m.capitalRatio), 8)}${pad(f(m.shortfallRatio), 8)}${
-      m.shortfallRatio !== null && m.shortfallRatio <= tgtSf ? "  ok" : "  MISS"
+      m.observations === 0 ? "  n/a (outside the file)" : m.shortfallRatio !== null && m.shortfallRatio <= tgtSf ? "  ok" : "  MISS"
     }`;
   console.log(
     `${file}: ${core.rows} rows, warm-up ${core.warmupHours} h, ${core.roundsFed} rounds (${args.rounds}), windows: ${windowsSource}`,
@@ -267,6 +285,12 @@ function main() {
       `reference EWMA 24h z=4: breaches ${reference.overall.breachesDynamic}, capitalRatio ${f(
         reference.overall.capitalRatio,
       )}, shortfallRatio ${f(reference.overall.shortfallRatio)}`,
+    );
+  }
+  if (chainlinkCheck) {
+    const c = chainlinkCheck;
+    console.log(
+      `real Chainlink rounds ${c.from.slice(0, 10)}→${c.to.slice(0, 10)} (${c.hours} h): σ real/synthetic median ${c.sigmaRatioMedian} (p10 ${c.sigmaRatioP10}, p90 ${c.sigmaRatioP90}); breaches ${c.real.breaches} vs ${c.synthetic.breaches}, shortfall ${c.real.shortfall.toFixed(4)} vs ${c.synthetic.shortfall.toFixed(4)}`,
     );
   }
   console.log(

@@ -12,6 +12,7 @@ import {IVault} from "../interfaces/IVault.sol";
 import {IMarginAccount} from "../interfaces/IMarginAccount.sol";
 import {MarginMath} from "../libraries/MarginMath.sol";
 import {LiquidationMath} from "./LiquidationMath.sol";
+import {ClearingHouseParams} from "./ClearingHouseParams.sol";
 import {Roles} from "../libraries/Roles.sol";
 import {Breakers} from "../libraries/Breakers.sol";
 
@@ -28,15 +29,6 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     /// @notice An account may hold positions in at most this many markets (bounds every per-account loop).
     uint256 public constant MAX_MARKETS_PER_ACCOUNT = 8;
 
-    bytes32 public constant PARAM_MIN_DELAY = "minDelay";
-    bytes32 public constant PARAM_MAX_AGE = "maxAge";
-    bytes32 public constant PARAM_MIN_EXECUTION_FEE = "minExecutionFee";
-    bytes32 public constant PARAM_LIQ_REWARD_SHARE = "liqRewardShare";
-    bytes32 public constant PARAM_LIQ_REWARD_CAP = "liqRewardCapD18";
-    bytes32 public constant PARAM_MARGIN_CALL_GRACE = "marginCallGrace";
-    bytes32 public constant PARAM_MARGIN_CALL_EXPIRY = "marginCallExpiry";
-    bytes32 public constant PARAM_HARD_FLOOR = "hardFloor";
-    bytes32 public constant PARAM_MIN_POSITION_NOTIONAL = "minPositionNotionalD18";
 
     IVault public immutable vault;
     IRiskManager public immutable riskManager;
@@ -54,21 +46,18 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     mapping(address => Account) internal _accounts;
     mapping(uint256 => MarketState) internal _markets;
     mapping(uint256 => Order) internal _orders;
+    mapping(uint256 => Trigger) internal _triggers;
+
+    uint8 public constant ORDER_CONDITIONAL = 1;
+    uint8 public constant ORDER_TRIGGER_ABOVE = 2;
+    uint8 public constant ORDER_REDUCE_ONLY = 4;
+    /// @notice The longest a conditional order may live.
+    uint256 public constant MAX_CONDITIONAL_LIFETIME = 90 days;
     mapping(address => uint256) public claimableEth;
     uint256 public nextOrderId;
 
-    // Global parameters, packed into one slot.
-    uint32 public minDelay;
-    uint32 public maxAge;
-    uint64 public minExecutionFee;
-    uint64 public liqRewardShareD18;
-    uint64 public liqRewardCapTokens; // derived from liqRewardCapD18 at set time
-    uint256 public liqRewardCapD18;
-    // Margin-call and liquidation parameters, packed into one slot.
-    uint32 public marginCallGrace;
-    uint32 public marginCallExpiry; // a flag stays usable this long after its deadline, then must be renewed
-    uint64 public hardFloorD18; // below hardFloor × MM an account is liquidatable at once
-    uint128 public minPositionNotionalD18; // a partial liquidation never leaves a smaller position
+    /// @dev Global parameters, set through `setParam` (bounds, events: ClearingHouseParams).
+    ClearingHouseParams.Params internal _p;
 
     /// @dev Per-market liquidation rate limit state.
     struct LiquidationWindow {
@@ -104,60 +93,112 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         vault = vault_;
         riskManager = riskManager_;
         _scale = vault_.tokenScale();
-        _setParam(PARAM_MIN_DELAY, 5);
-        _setParam(PARAM_MAX_AGE, 10 minutes);
-        _setParam(PARAM_MIN_EXECUTION_FEE, 0.0001 ether);
-        _setParam(PARAM_LIQ_REWARD_SHARE, 0.2e18);
-        _setParam(PARAM_LIQ_REWARD_CAP, 500e18);
-        _setParam(PARAM_MARGIN_CALL_GRACE, 15 minutes);
-        _setParam(PARAM_MARGIN_CALL_EXPIRY, 4 hours);
-        _setParam(PARAM_HARD_FLOOR, 0.75e18);
-        _setParam(PARAM_MIN_POSITION_NOTIONAL, 10e18);
+        ClearingHouseParams.setDefaults(_p, _scale);
     }
 
     // ================================================================= orders
+    // Functions that make no value-moving external call (commit, modify, flag, clear, accrue) need no
+    // reentrancy guard: re-entering them from a payout callback only sees settled state.
 
     /// @inheritdoc IClearingHouse
     function commitOrder(uint256 marketId, int256 sizeDeltaD18, uint256 acceptablePriceD18)
         external
         payable
-        nonReentrant
+        returns (uint256 orderId)
+    {
+        orderId = _commit(marketId, sizeDeltaD18, acceptablePriceD18, 0);
+        emit OrderCommitted(
+            orderId, msg.sender, marketId, sizeDeltaD18, acceptablePriceD18, msg.value, block.timestamp + _p.minDelay, block.timestamp + _p.maxAge
+        );
+    }
+
+    /// @inheritdoc IClearingHouse
+    function commitConditionalOrder(
+        uint256 marketId,
+        int256 sizeDeltaD18,
+        uint256 acceptablePriceD18,
+        uint256 triggerPriceD18,
+        bool triggerAbove,
+        bool reduceOnly,
+        uint256 expiresAt
+    ) external payable returns (uint256 orderId) {
+        uint8 flags = ORDER_CONDITIONAL | (triggerAbove ? ORDER_TRIGGER_ABOVE : 0) | (reduceOnly ? ORDER_REDUCE_ONLY : 0);
+        orderId = _commit(marketId, sizeDeltaD18, acceptablePriceD18, flags);
+        _setTrigger(orderId, triggerPriceD18, expiresAt);
+        emit OrderCommitted(
+            orderId, msg.sender, marketId, sizeDeltaD18, acceptablePriceD18, msg.value, block.timestamp + _p.minDelay, expiresAt
+        );
+        emit OrderTriggerSet(orderId, triggerPriceD18, triggerAbove, reduceOnly, expiresAt);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function modifyOrder(
+        uint256 orderId,
+        int256 sizeDeltaD18,
+        uint256 acceptablePriceD18,
+        uint256 triggerPriceD18,
+        uint256 expiresAt
+    ) external {
+        Order storage o = _orders[orderId];
+        if (o.account != msg.sender || o.flags & ORDER_CONDITIONAL == 0) revert ClearingHouseNotOrderOwner(orderId, msg.sender);
+        if (sizeDeltaD18 == 0) revert ClearingHouseInvalidOrder();
+        o.sizeDeltaD18 = sizeDeltaD18.toInt96();
+        o.acceptablePriceD18 = acceptablePriceD18.toUint96();
+        o.commitTime = uint64(block.timestamp);
+        _setTrigger(orderId, triggerPriceD18, expiresAt);
+        emit OrderModified(orderId, sizeDeltaD18, acceptablePriceD18);
+        emit OrderTriggerSet(
+            orderId, triggerPriceD18, o.flags & ORDER_TRIGGER_ABOVE != 0, o.flags & ORDER_REDUCE_ONLY != 0, expiresAt
+        );
+    }
+
+    function _commit(uint256 marketId, int256 sizeDeltaD18, uint256 acceptablePriceD18, uint8 flags)
+        internal
         returns (uint256 orderId)
     {
         if (sizeDeltaD18 == 0 || marketId >= riskManager.marketCount()) revert ClearingHouseInvalidOrder();
-        if (msg.value < minExecutionFee) revert ClearingHouseExecutionFeeTooLow(msg.value, minExecutionFee);
+        if (msg.value < _p.minExecutionFee) revert ClearingHouseExecutionFeeTooLow(msg.value, _p.minExecutionFee);
         orderId = nextOrderId++;
         _orders[orderId] = Order({
             account: msg.sender,
-            marketId: uint32(marketId), // < MAX_MARKETS, checked above
+            marketId: uint8(marketId), // < MAX_MARKETS (32), checked above
+            flags: flags,
             executionFee: msg.value.toUint64(),
             sizeDeltaD18: sizeDeltaD18.toInt96(),
             acceptablePriceD18: acceptablePriceD18.toUint96(),
             commitTime: uint64(block.timestamp)
         });
-        emit OrderCommitted(
-            orderId,
-            msg.sender,
-            marketId,
-            sizeDeltaD18,
-            acceptablePriceD18,
-            msg.value,
-            block.timestamp + minDelay,
-            block.timestamp + maxAge
-        );
+    }
+
+    function _setTrigger(uint256 orderId, uint256 triggerPriceD18, uint256 expiresAt) internal {
+        if (expiresAt <= block.timestamp + _p.minDelay || expiresAt > block.timestamp + MAX_CONDITIONAL_LIFETIME) {
+            revert ClearingHouseInvalidExpiry(expiresAt);
+        }
+        if (triggerPriceD18 == 0) revert ClearingHouseInvalidOrder();
+        _triggers[orderId] = Trigger(triggerPriceD18.toUint96(), uint64(expiresAt));
+    }
+
+    function _expiry(uint256 orderId, Order memory o) internal view returns (uint256) {
+        return o.flags & ORDER_CONDITIONAL != 0 ? _triggers[orderId].expiresAt : o.commitTime + _p.maxAge;
     }
 
     /// @inheritdoc IClearingHouse
     function executeOrder(uint256 orderId) external nonReentrant returns (bool filled) {
         Order memory o = _orders[orderId];
         if (o.account == address(0)) revert ClearingHouseOrderNotFound(orderId);
-        uint256 readyAt = o.commitTime + minDelay;
+        uint256 readyAt = o.commitTime + _p.minDelay;
         if (block.timestamp < readyAt) revert ClearingHouseOrderNotReady(orderId, readyAt);
-        uint256 expiresAt = o.commitTime + maxAge;
+        uint256 expiresAt = _expiry(orderId, o);
         if (block.timestamp > expiresAt) revert ClearingHouseOrderExpired(orderId, expiresAt);
-        delete _orders[orderId];
         // Read outside the try: an unusable oracle must revert (the order waits), not cancel the order.
         IRiskManager.MarketRisk memory r = riskManager.marketRisk(o.marketId, false);
+        if (o.flags & ORDER_CONDITIONAL != 0) {
+            uint256 trigger = _triggers[orderId].triggerPriceD18;
+            bool met = o.flags & ORDER_TRIGGER_ABOVE != 0 ? r.priceD18 >= trigger : r.priceD18 <= trigger;
+            if (!met) revert ClearingHouseOrderNotTriggered(orderId, r.priceD18, trigger);
+            delete _triggers[orderId];
+        }
+        delete _orders[orderId];
         try this.fillOrder(o, r) returns (uint256 fillPrice) {
             filled = true;
             emit OrderExecuted(orderId, o.account, msg.sender, fillPrice);
@@ -172,9 +213,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     function cancelOrder(uint256 orderId) external nonReentrant {
         Order memory o = _orders[orderId];
         if (o.account == address(0)) revert ClearingHouseOrderNotFound(orderId);
-        uint256 expiresAt = o.commitTime + maxAge;
-        if (block.timestamp <= expiresAt) revert ClearingHouseOrderNotExpired(orderId, expiresAt);
+        uint256 expiresAt = _expiry(orderId, o);
+        bool ownerMayCancel = o.flags & ORDER_CONDITIONAL != 0 && msg.sender == o.account;
+        if (block.timestamp <= expiresAt && !ownerMayCancel) revert ClearingHouseOrderNotExpired(orderId, expiresAt);
         delete _orders[orderId];
+        if (o.flags & ORDER_CONDITIONAL != 0) delete _triggers[orderId];
         emit OrderCancelled(orderId, o.account, msg.sender, "");
         _payEth(o.account, o.executionFee);
     }
@@ -183,24 +226,31 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     /// instead of leaving it to be retried. Not callable by anyone else.
     function fillOrder(Order calldata o, IRiskManager.MarketRisk calldata r) external returns (uint256 fillPrice) {
         if (msg.sender != address(this)) revert ClearingHouseOnlySelf();
-        return _fill(o.account, o.marketId, o.sizeDeltaD18, o.acceptablePriceD18, r);
+        int256 delta = o.sizeDeltaD18;
+        if (o.flags & ORDER_REDUCE_ONLY != 0) {
+            // Clamp to the position: a reduce-only order closes at most what is open, never flips or opens.
+            int256 size = _positions[o.account][o.marketId].sizeD18;
+            if (size == 0 || (size > 0) == (delta > 0)) revert ClearingHouseReduceOnly(o.marketId);
+            if (SignedMath.abs(delta) > SignedMath.abs(size)) delta = -size;
+        }
+        return _fill(o.account, o.marketId, delta, o.acceptablePriceD18, r);
     }
 
     // ================================================================= margin calls and liquidation
 
     /// @inheritdoc IClearingHouse
-    function flagMarginCall(address account) external nonReentrant returns (uint256 deadline) {
+    function flagMarginCall(address account) external returns (uint256 deadline) {
         MarketView[] memory views = _loadViews(_accounts[account].markets, false);
         (int256 equity, Totals memory t) = _margin(account, vault.collateralOf(account), views);
         AccountStatus st = _status(equity, t.mmD18, _accounts[account].marginCallDeadline);
         if (st != AccountStatus.MarginCallable) revert ClearingHouseCannotFlag(account, st);
-        deadline = block.timestamp + marginCallGrace;
+        deadline = block.timestamp + _p.marginCallGrace;
         _accounts[account].marginCallDeadline = uint64(deadline);
         emit MarginCallFlagged(account, msg.sender, deadline, equity, t.mmD18);
     }
 
     /// @inheritdoc IClearingHouse
-    function clearMarginCall(address account) external nonReentrant {
+    function clearMarginCall(address account) external {
         if (!_clearIfHealthy(account)) revert ClearingHouseCannotFlag(account, AccountStatus.MarginCalled);
     }
 
@@ -309,8 +359,8 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
             MarginMath.toTokensFloor(L.pnl, _scale),
             Math.ceilDiv(L.fee, _scale),
             msg.sender,
-            liqRewardShareD18,
-            liqRewardCapTokens
+            _p.liqRewardShareD18,
+            _p.liqRewardCapTokens
         );
         emit Liquidated(account, msg.sender, L.closedNotional, feePaid, reward, acc.markets);
     }
@@ -341,7 +391,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         uint256 absSize = SignedMath.abs(c.pos.sizeD18);
         (uint256 q, LiquidationMath.CloseEffect memory e) = LiquidationMath.minimalClose(c, L);
         uint256 capped = q;
-        if (MarginMath.notionalUpD18(absSize - q, v.risk.priceD18) < minPositionNotionalD18) capped = absSize;
+        if (MarginMath.notionalUpD18(absSize - q, v.risk.priceD18) < _p.minPositionNotionalD18) capped = absSize;
         capped = _rateLimit(v.marketId, capped);
         if (capped == 0) return;
         if (capped != q) e = LiquidationMath.closeEffect(c, capped);
@@ -403,8 +453,8 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     function _status(int256 equity, uint256 mm, uint256 deadline) internal view returns (AccountStatus) {
         if (mm == 0 || equity >= mm.toInt256()) return AccountStatus.Healthy;
-        if (equity < Math.mulDiv(mm, hardFloorD18, WAD).toInt256()) return AccountStatus.Liquidatable;
-        if (deadline == 0 || block.timestamp > deadline + marginCallExpiry) return AccountStatus.MarginCallable;
+        if (equity < Math.mulDiv(mm, _p.hardFloorD18, WAD).toInt256()) return AccountStatus.Liquidatable;
+        if (deadline == 0 || block.timestamp > deadline + _p.marginCallExpiry) return AccountStatus.MarginCallable;
         if (block.timestamp < deadline) return AccountStatus.MarginCalled;
         return AccountStatus.Liquidatable;
     }
@@ -412,7 +462,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     // ================================================================= funding, ETH, params
 
     /// @inheritdoc IClearingHouse
-    function accrueFunding(uint256 marketId) external nonReentrant {
+    function accrueFunding(uint256 marketId) external {
         MarketView memory v = _loadView(marketId, false);
         MarketState storage ms = _markets[marketId];
         _accrue(ms, v);
@@ -433,10 +483,60 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         if (!IAccessControl(address(riskManager)).hasRole(Roles.PARAM_SETTER, msg.sender)) {
             revert IAccessControl.AccessControlUnauthorizedAccount(msg.sender, Roles.PARAM_SETTER);
         }
-        _setParam(name, value);
+        ClearingHouseParams.set(_p, name, value, _scale);
     }
 
     // ================================================================= views
+
+    /// @inheritdoc IClearingHouse
+    function minDelay() external view returns (uint32) {
+        return _p.minDelay;
+    }
+
+    /// @inheritdoc IClearingHouse
+    function maxAge() external view returns (uint32) {
+        return _p.maxAge;
+    }
+
+    /// @notice Minimum execution fee escrowed with an order (wei).
+    function minExecutionFee() external view returns (uint64) {
+        return _p.minExecutionFee;
+    }
+
+    /// @notice Share of the liquidation fee paid to the liquidator (D18).
+    function liqRewardShareD18() external view returns (uint64) {
+        return _p.liqRewardShareD18;
+    }
+
+    /// @notice Cap of the liquidator's reward (D18 USD).
+    function liqRewardCapD18() external view returns (uint256) {
+        return _p.liqRewardCapD18;
+    }
+
+    /// @notice Cap of the liquidator's reward in token units.
+    function liqRewardCapTokens() external view returns (uint256) {
+        return _p.liqRewardCapTokens;
+    }
+
+    /// @notice Grace window of a margin call (seconds).
+    function marginCallGrace() external view returns (uint32) {
+        return _p.marginCallGrace;
+    }
+
+    /// @notice How long after its deadline a margin call still makes an account liquidatable (seconds).
+    function marginCallExpiry() external view returns (uint32) {
+        return _p.marginCallExpiry;
+    }
+
+    /// @notice Below hardFloor × maintenance requirement an account is liquidatable at once (D18).
+    function hardFloorD18() external view returns (uint64) {
+        return _p.hardFloorD18;
+    }
+
+    /// @notice A partial liquidation never leaves a position smaller than this notional (D18 USD).
+    function minPositionNotionalD18() external view returns (uint128) {
+        return _p.minPositionNotionalD18;
+    }
 
     /// @inheritdoc IClearingHouse
     function vaultAddress() external view returns (address) {
@@ -461,6 +561,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     /// @inheritdoc IClearingHouse
     function order(uint256 orderId) external view returns (Order memory) {
         return _orders[orderId];
+    }
+
+    /// @inheritdoc IClearingHouse
+    function orderTrigger(uint256 orderId) external view returns (Trigger memory) {
+        return _triggers[orderId];
     }
 
     /// @inheritdoc IClearingHouse
@@ -711,56 +816,6 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
             claimableEth[to] += amount;
             emit EthCredited(to, amount);
         }
-    }
-
-    function _setParam(bytes32 name, uint256 value) internal {
-        uint256 old;
-        if (name == PARAM_MIN_DELAY) {
-            _bound(name, value, 1, 1 hours);
-            if (maxAge != 0 && value >= maxAge) revert ClearingHouseParamOutOfBounds(name, value, 1, maxAge - 1);
-            old = minDelay;
-            minDelay = uint32(value);
-        } else if (name == PARAM_MAX_AGE) {
-            _bound(name, value, uint256(minDelay) + 1, 1 days);
-            old = maxAge;
-            maxAge = uint32(value);
-        } else if (name == PARAM_MIN_EXECUTION_FEE) {
-            _bound(name, value, 0, 0.1 ether);
-            old = minExecutionFee;
-            minExecutionFee = uint64(value);
-        } else if (name == PARAM_LIQ_REWARD_SHARE) {
-            _bound(name, value, 0, WAD);
-            old = liqRewardShareD18;
-            liqRewardShareD18 = uint64(value);
-        } else if (name == PARAM_LIQ_REWARD_CAP) {
-            _bound(name, value, 0, 1e24);
-            old = liqRewardCapD18;
-            liqRewardCapD18 = value;
-            liqRewardCapTokens = uint64(value / _scale);
-        } else if (name == PARAM_MARGIN_CALL_GRACE) {
-            _bound(name, value, 1 minutes, 1 days);
-            old = marginCallGrace;
-            marginCallGrace = uint32(value);
-        } else if (name == PARAM_MARGIN_CALL_EXPIRY) {
-            _bound(name, value, 1 minutes, 7 days);
-            old = marginCallExpiry;
-            marginCallExpiry = uint32(value);
-        } else if (name == PARAM_HARD_FLOOR) {
-            _bound(name, value, 0.5e18, WAD);
-            old = hardFloorD18;
-            hardFloorD18 = uint64(value);
-        } else if (name == PARAM_MIN_POSITION_NOTIONAL) {
-            _bound(name, value, 0, 1e22);
-            old = minPositionNotionalD18;
-            minPositionNotionalD18 = uint128(value);
-        } else {
-            revert ClearingHouseParamOutOfBounds(name, value, 0, 0);
-        }
-        emit ParamSet(name, old, value);
-    }
-
-    function _bound(bytes32 name, uint256 value, uint256 min, uint256 max) internal pure {
-        if (value < min || value > max) revert ClearingHouseParamOutOfBounds(name, value, min, max);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

@@ -28,13 +28,21 @@ interface IClearingHouse is IMarginAccount {
     }
 
     /// @notice A committed order awaiting execution.
+    /// @dev Market orders live in two slots; a conditional order adds a `Trigger` slot.
     struct Order {
         address account;
-        uint32 marketId;
+        uint8 marketId;
+        uint8 flags; // ORDER_CONDITIONAL | ORDER_TRIGGER_ABOVE | ORDER_REDUCE_ONLY
         uint64 executionFee; // wei, escrowed at commit, paid to the executing keeper
         int96 sizeDeltaD18;
         uint96 acceptablePriceD18; // worst fill price: max for buys, min for sells
-        uint64 commitTime;
+        uint64 commitTime; // commit or last modification
+    }
+
+    /// @notice Trigger of a conditional order (limit, stop-loss, take-profit).
+    struct Trigger {
+        uint96 triggerPriceD18; // executable once the oracle price is ≥ (ORDER_TRIGGER_ABOVE) or ≤ this
+        uint64 expiresAt;
     }
 
     /// @notice Where an account stands against its maintenance requirement MM.
@@ -70,6 +78,10 @@ interface IClearingHouse is IMarginAccount {
         uint256 executableAt,
         uint256 expiresAt
     );
+    /// @notice Emitted when a conditional order is committed or modified (after its OrderCommitted).
+    event OrderTriggerSet(uint256 indexed orderId, uint256 triggerPriceD18, bool triggerAbove, bool reduceOnly, uint256 expiresAt);
+    /// @notice Emitted when the owner modifies a conditional order (its minDelay restarts).
+    event OrderModified(uint256 indexed orderId, int256 sizeDeltaD18, uint256 acceptablePriceD18);
     /// @notice Emitted when a keeper fills an order.
     event OrderExecuted(uint256 indexed orderId, address indexed account, address indexed keeper, uint256 fillPriceD18);
     /// @notice Emitted when an order is dropped: at execution for a reason the trader controls (the keeper is
@@ -116,6 +128,14 @@ interface IClearingHouse is IMarginAccount {
     error ClearingHouseOrderNotReady(uint256 orderId, uint256 executableAt);
     /// @notice Executed after `maxAge`: cancel it instead.
     error ClearingHouseOrderExpired(uint256 orderId, uint256 expiresAt);
+    /// @notice A conditional order's trigger is not met at the current oracle price.
+    error ClearingHouseOrderNotTriggered(uint256 orderId, uint256 priceD18, uint256 triggerPriceD18);
+    /// @notice A reduce-only order would open or increase a position.
+    error ClearingHouseReduceOnly(uint256 marketId);
+    /// @notice Only the order's owner may do this (or: market orders cannot be modified).
+    error ClearingHouseNotOrderOwner(uint256 orderId, address caller);
+    /// @notice A conditional order's expiry is in the past or too far ahead.
+    error ClearingHouseInvalidExpiry(uint256 expiresAt);
     /// @notice Cancelled before expiry (an order cannot be withdrawn once the price may be known).
     error ClearingHouseOrderNotExpired(uint256 orderId, uint256 expiresAt);
     /// @notice The fill price is worse than the trader's acceptable price.
@@ -162,12 +182,37 @@ interface IClearingHouse is IMarginAccount {
         payable
         returns (uint256 orderId);
 
+    /// @notice Commits a conditional order: executable by any keeper after `minDelay` once the Chainlink price
+    /// is ≥ `triggerPriceD18` (`triggerAbove`) or ≤ it, until `expiresAt`, at the price at execution within
+    /// `acceptablePriceD18`. Limit: a buy below / sell above the market; stop-loss and take-profit: reduce-only
+    /// orders on the closing side. A reduce-only order never opens or grows a position (its size is clamped to
+    /// the position's). `msg.value` is the keeper's execution fee.
+    function commitConditionalOrder(
+        uint256 marketId,
+        int256 sizeDeltaD18,
+        uint256 acceptablePriceD18,
+        uint256 triggerPriceD18,
+        bool triggerAbove,
+        bool reduceOnly,
+        uint256 expiresAt
+    ) external payable returns (uint256 orderId);
+
+    /// @notice The owner modifies a conditional order; its `minDelay` starts again.
+    function modifyOrder(
+        uint256 orderId,
+        int256 sizeDeltaD18,
+        uint256 acceptablePriceD18,
+        uint256 triggerPriceD18,
+        uint256 expiresAt
+    ) external;
+
     /// @notice Executes a due order at the current oracle price. The caller earns the execution fee whether
     /// the order fills or is cancelled for a reason the trader controls (price limit, margin, caps, reduce-only).
     /// @return filled true if the order filled, false if it was cancelled.
     function executeOrder(uint256 orderId) external returns (bool filled);
 
-    /// @notice Cancels an expired order and refunds its execution fee to the trader. Anyone may call.
+    /// @notice Cancels an order and refunds its execution fee to the trader: anyone may cancel an expired order;
+    /// the owner may also cancel a conditional order at any time.
     function cancelOrder(uint256 orderId) external;
 
     /// @notice Liquidates a Liquidatable account partially: in its riskiest market first, closes the smallest
@@ -222,6 +267,8 @@ interface IClearingHouse is IMarginAccount {
     function marketState(uint256 marketId) external view returns (MarketState memory);
     /// @notice A pending order.
     function order(uint256 orderId) external view returns (Order memory);
+    /// @notice The trigger of a pending conditional order (zero for market orders).
+    function orderTrigger(uint256 orderId) external view returns (Trigger memory);
     /// @notice Bitmap of the markets the account has positions in.
     function accountMarkets(address account) external view returns (uint256);
     /// @notice Equity, requirements, free collateral and health of an account.

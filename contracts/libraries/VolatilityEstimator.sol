@@ -5,45 +5,160 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {FixedPointMath} from "./FixedPointMath.sol";
 
 /// @title VolatilityEstimator
-/// @notice Realized volatility folded in round by round from a Chainlink price feed: O(1) state and O(1)
-/// work per round. Time-aware EWMA of annualized squared simple returns: a return r over dt seconds is the
-/// variance sample r²·(1 year / dt), weighted by 1 − 2^(−dt/halfLife), so irregular Chainlink rounds
-/// (deviation-triggered bursts, heartbeats) count by the time they cover, not by their number.
+/// @notice Sigma's on-chain realized volatility over Chainlink price rounds, O(1) state and work per round.
+/// It mirrors sdk/volatility.ts (`VolatilityEstimator`, DEFAULT_VOLATILITY_CONFIG) operation for operation;
+/// docs/BACKTEST.md specifies it and reports its backtest. In short: rounds are grouped into periods of at
+/// least an hour; a period's variance sample mixes its close-to-close move with its largest excursion (the
+/// intra-hour rounds a deviation-triggered feed publishes in a crash); four EWMAs (1 h, 4 h, 1 d, 7 d) are
+/// blended, floored at a quarter of a 30-day long-run variance, topped by a tail term for moves beyond two
+/// period standard deviations, and scaled by a learned hour-of-day × day-of-week profile.
 library VolatilityEstimator {
     uint256 internal constant WAD = 1e18;
+    uint256 internal constant WAD36 = 1e36;
     uint256 internal constant YEAR = 365 days;
-    uint256 internal constant HALF_LIFE = 24 hours;
+    uint256 internal constant HOUR = 3600;
+    uint256 internal constant DAY = 86400;
+
+    // DEFAULT_VOLATILITY_CONFIG of sdk/volatility.ts.
+    uint256 internal constant PERIOD = 1 hours;
+    uint256 internal constant BETA = 0.2e18; // weight of the squared max excursion in a period's sample
+    uint256 internal constant LONG_RUN_HALF_LIFE = 30 days;
+    uint256 internal constant LONG_RUN_FLOOR = 0.25e18;
+    uint256 internal constant TAIL_HALF_LIFE = 30 days;
+    uint256 internal constant TAIL_THRESHOLD = 2e18;
+    uint256 internal constant TAIL_WEIGHT = 1.6e18;
+    uint256 internal constant SEASONAL_CAP = 10e18;
+    uint256 internal constant INITIAL_SIGMA = 0.8e18;
+    /// @dev exp2NegD18(1e18 / 730) and exp2NegD18(7e18 / (24 · 730)): the profile's 730-day half-life for an
+    /// hour bucket (visited daily) and a weekday bucket (visited 24 times a week). Checked by a test.
+    uint256 internal constant HOUR_DECAY = 999050933962625668;
+    uint256 internal constant DAY_DECAY = 999723095978335281;
 
     struct State {
-        uint80 lastRoundId;
-        uint64 lastUpdatedAt;
-        uint112 lastPriceD18;
-        uint256 varianceD18; // annualized variance (σ²), D18
+        uint80 lastRoundId; // the price feed's last round walked (kept by the RiskManager)
+        uint40 lastTime;
+        uint40 anchorTime;
+        bool initialized;
+        uint128 lastPriceD18;
+        uint128 anchorPriceD18;
+        uint128 maxExcursionD18;
+        uint128 tailVarD18;
+        uint128[4] variancesD18; // half-lives 1 h, 4 h, 1 d, 7 d
+        uint128 longRunVarD18;
+        uint128 hourSumD18;
+        uint128 daySumD18;
+        uint64[24] hourFactorsD18;
+        uint64[7] dayFactorsD18;
     }
 
-    function initialized(State storage s) internal view returns (bool) {
-        return s.lastUpdatedAt != 0;
+    /// @dev First round: every variance starts at σ₀², every profile factor at 1.
+    function init(State storage s, uint256 priceD18, uint256 t) internal {
+        uint256 v0 = INITIAL_SIGMA * INITIAL_SIGMA / WAD;
+        s.initialized = true;
+        s.lastPriceD18 = uint128(priceD18);
+        s.lastTime = uint40(t);
+        s.anchorPriceD18 = uint128(priceD18);
+        s.anchorTime = uint40(t);
+        s.maxExcursionD18 = 0;
+        for (uint256 i; i < 4; ++i) {
+            s.variancesD18[i] = uint128(v0);
+        }
+        s.longRunVarD18 = uint128(v0);
+        for (uint256 h; h < 24; ++h) {
+            s.hourFactorsD18[h] = uint64(WAD);
+        }
+        for (uint256 d; d < 7; ++d) {
+            s.dayFactorsD18[d] = uint64(WAD);
+        }
+        s.hourSumD18 = uint128(24 * WAD);
+        s.daySumD18 = uint128(7 * WAD);
     }
 
-    function init(State storage s, uint256 priceD18, uint256 updatedAt) internal {
-        s.lastPriceD18 = uint112(priceD18);
-        s.lastUpdatedAt = uint64(updatedAt);
-    }
-
-    /// @dev Folds one round in. Returns |r| in D18 (the size of the move, for the jump breaker).
-    function update(State storage s, uint256 priceD18, uint256 updatedAt) internal returns (uint256 moveD18) {
+    /// @dev Folds one round (price > 0, t ≥ last time; the caller checks). Returns the round's move from the
+    /// previous round, |p − last|/last in D18, for the price-jump breaker.
+    function update(State storage s, uint256 priceD18, uint256 t) internal returns (uint256 moveD18) {
         uint256 last = s.lastPriceD18;
-        uint256 dt = updatedAt - s.lastUpdatedAt;
         moveD18 = Math.mulDiv(priceD18 > last ? priceD18 - last : last - priceD18, WAD, last);
-        uint256 sample = Math.mulDiv(moveD18 * moveD18, YEAR, dt * WAD);
-        uint256 w = FixedPointMath.exp2NegD18(dt * WAD / HALF_LIFE);
-        s.varianceD18 = Math.mulDiv(s.varianceD18, w, WAD) + Math.mulDiv(sample, WAD - w, WAD);
-        s.lastPriceD18 = uint112(priceD18);
-        s.lastUpdatedAt = uint64(updatedAt);
+        s.lastPriceD18 = uint128(priceD18);
+        s.lastTime = uint40(t);
+        uint256 pa = s.anchorPriceD18;
+        uint256 x = Math.mulDiv(priceD18 >= pa ? priceD18 - pa : pa - priceD18, WAD, pa);
+        uint256 m = s.maxExcursionD18;
+        if (x > m) {
+            m = x;
+            s.maxExcursionD18 = uint128(x);
+        }
+        uint256 dt = t - s.anchorTime;
+        if (dt < PERIOD) return moveD18;
+        _fold(s, x, m, dt);
+        s.anchorPriceD18 = uint128(priceD18);
+        s.anchorTime = uint40(t);
+        s.maxExcursionD18 = 0;
     }
 
-    /// @dev Annualized σ in D18: sqrt(variance).
-    function sigmaD18(State storage s) internal view returns (uint256) {
-        return Math.sqrt(s.varianceD18 * WAD);
+    /// @dev Closes a period: variance sample, profile, tail, EWMAs and long-run variance, in that order.
+    function _fold(State storage s, uint256 x, uint256 m, uint256 dt) private {
+        uint256 q = Math.mulDiv((WAD - BETA) * x * x + BETA * m * m, YEAR, dt * WAD36);
+        uint256 blend = _blend(s);
+        _updateProfile(s, q);
+        // Tail: the part of the period's largest excursion beyond TAIL_THRESHOLD period standard deviations.
+        uint256 std = Math.sqrt(Math.mulDiv(blend, dt, YEAR) * WAD);
+        uint256 thr = TAIL_THRESHOLD * std / WAD;
+        uint256 ex = m > thr ? m - thr : 0;
+        uint256 qT = Math.mulDiv(ex * ex, YEAR, dt * WAD);
+        s.tailVarD18 = uint128(_ewma(s.tailVarD18, qT, FixedPointMath.decayD18(dt, TAIL_HALF_LIFE)));
+        s.variancesD18[0] = uint128(_ewma(s.variancesD18[0], q, FixedPointMath.decayD18(dt, 1 hours)));
+        s.variancesD18[1] = uint128(_ewma(s.variancesD18[1], q, FixedPointMath.decayD18(dt, 4 hours)));
+        s.variancesD18[2] = uint128(_ewma(s.variancesD18[2], q, FixedPointMath.decayD18(dt, 1 days)));
+        s.variancesD18[3] = uint128(_ewma(s.variancesD18[3], q, FixedPointMath.decayD18(dt, 7 days)));
+        s.longRunVarD18 = uint128(_ewma(s.longRunVarD18, q, FixedPointMath.decayD18(dt, LONG_RUN_HALF_LIFE)));
+    }
+
+    /// @dev The period's move in units of the 7-day σ feeds its hour-of-day and day-of-week buckets.
+    function _updateProfile(State storage s, uint256 q) private {
+        uint256 vBase = s.variancesD18[3];
+        uint256 u = vBase == 0 ? SEASONAL_CAP : Math.sqrt(Math.mulDiv(q, WAD36, vBase));
+        if (u > SEASONAL_CAP) u = SEASONAL_CAP;
+        uint256 anchor = s.anchorTime;
+        uint256 h = (anchor / HOUR) % 24;
+        uint256 d = (anchor / DAY + 4) % 7;
+        uint256 fh = s.hourFactorsD18[h];
+        uint256 relH = Math.mulDiv(fh, 24 * WAD, s.hourSumD18);
+        uint256 ud = relH == 0 ? SEASONAL_CAP : Math.mulDiv(u, WAD, relH);
+        if (ud > SEASONAL_CAP) ud = SEASONAL_CAP;
+        uint256 newF = _ewma(fh, u, HOUR_DECAY);
+        s.hourSumD18 = uint128(s.hourSumD18 - fh + newF);
+        s.hourFactorsD18[h] = uint64(newF);
+        uint256 gd = s.dayFactorsD18[d];
+        uint256 newG = _ewma(gd, ud, DAY_DECAY);
+        s.daySumD18 = uint128(s.daySumD18 - gd + newG);
+        s.dayFactorsD18[d] = uint64(newG);
+    }
+
+    /// @dev Annualized σ (D18) at time `nowSec`.
+    function sigmaD18(State storage s, uint256 nowSec) internal view returns (uint256) {
+        return Math.sqrt(varianceD18(s, nowSec) * WAD);
+    }
+
+    /// @dev s² = max(blend, floor·L) + wT·T, times the profile factor (squared) for the hour/day of `nowSec`.
+    function varianceD18(State storage s, uint256 nowSec) internal view returns (uint256 v) {
+        if (!s.initialized) return INITIAL_SIGMA * INITIAL_SIGMA / WAD;
+        v = _blend(s);
+        uint256 floor = LONG_RUN_FLOOR * s.longRunVarD18 / WAD;
+        if (floor > v) v = floor;
+        v += TAIL_WEIGHT * s.tailVarD18 / WAD;
+        uint256 fh = Math.mulDiv(s.hourFactorsD18[(nowSec / HOUR) % 24], 24 * WAD, s.hourSumD18);
+        uint256 gd = Math.mulDiv(s.dayFactorsD18[(nowSec / DAY + 4) % 7], 7 * WAD, s.daySumD18);
+        uint256 f = fh * gd / WAD;
+        v = Math.mulDiv(Math.mulDiv(v, f, WAD), f, WAD);
+    }
+
+    function _blend(State storage s) private view returns (uint256) {
+        return (0.4e18 * uint256(s.variancesD18[0]) + 0.25e18 * uint256(s.variancesD18[1])
+            + 0.1e18 * uint256(s.variancesD18[2]) + 0.25e18 * uint256(s.variancesD18[3])) / WAD;
+    }
+
+    function _ewma(uint256 v, uint256 sample, uint256 a) private pure returns (uint256) {
+        return (a * v + (WAD - a) * sample) / WAD;
     }
 }

@@ -254,7 +254,7 @@ contract RiskManager is IRiskManager, AccessControl {
         Hot storage h = _hot[marketId];
         try h.priceFeed.getRoundData(roundId) returns (uint80, int256 answer, uint256, uint256 updatedAt, uint80) {
             VolatilityEstimator.State storage e = _estimators[marketId];
-            if (answer <= 0 || updatedAt <= e.lastUpdatedAt || updatedAt > block.timestamp) return (0, false);
+            if (answer <= 0 || updatedAt <= e.lastTime || updatedAt > block.timestamp) return (0, false);
             uint256 p = ChainlinkOracle.scaleToD18(uint256(answer), h.priceDecimals);
             if (initOnly) {
                 e.init(p, updatedAt);
@@ -301,8 +301,8 @@ contract RiskManager is IRiskManager, AccessControl {
         if (source != SOURCE_ESTIMATOR) {
             (target, volRound) = _feedSigma(m);
         }
-        if (source != SOURCE_FEED && e.initialized()) {
-            target = Math.max(target, e.sigmaD18());
+        if (source != SOURCE_FEED && e.initialized) {
+            target = Math.max(target, e.sigmaD18(block.timestamp));
         }
         if (target == 0) return (0, volRound);
         target = Math.min(Math.max(target, m.params.sigmaMinD18), m.params.sigmaMaxD18);
@@ -409,7 +409,7 @@ contract RiskManager is IRiskManager, AccessControl {
         Market storage m = _market(marketId);
         (feedSigmaD18,) = _feedSigma(m);
         VolatilityEstimator.State storage e = _estimators[marketId];
-        if (e.initialized()) estimatorSigmaD18 = e.sigmaD18();
+        if (e.initialized) estimatorSigmaD18 = e.sigmaD18(block.timestamp);
     }
 
     /// @notice The on-chain estimator's state of a market (for integrators and differential tests).

@@ -3,6 +3,7 @@ import { encodeBytes32String, parseUnits, id } from "ethers";
 import {
   ClearingHouse__factory,
   LiquidationMath__factory,
+  ClearingHouseParams__factory,
   SigmaLens__factory,
   SigmaAutomation__factory,
   LiquidityPool__factory,
@@ -104,8 +105,13 @@ export async function deploySigma(deployer: Signer, opts: DeployOptions = {}): P
   await vault.waitForDeployment();
   const liquidationMath = await new LiquidationMath__factory(deployer).deploy();
   await liquidationMath.waitForDeployment();
+  const chParams = await new ClearingHouseParams__factory(deployer).deploy();
+  await chParams.waitForDeployment();
   const clearingHouse = await new ClearingHouse__factory(
-    { "contracts/clearinghouse/LiquidationMath.sol:LiquidationMath": await liquidationMath.getAddress() },
+    {
+      "contracts/clearinghouse/LiquidationMath.sol:LiquidationMath": await liquidationMath.getAddress(),
+      "contracts/clearinghouse/ClearingHouseParams.sol:ClearingHouseParams": await chParams.getAddress(),
+    },
     deployer,
   ).deploy(await vault.getAddress(), await riskManager.getAddress());
   await clearingHouse.waitForDeployment();

@@ -51,8 +51,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 /** An SVG line or grouped-bar chart. */
 export function chart(o: ChartOptions): string {
   const W = o.width ?? 560;
-  const H = o.height ?? 250;
-  const m = { l: 64, r: 14, t: 34, b: 30 };
+  const H = o.height ?? 260;
+  const m = { l: 64, r: 14, t: 44, b: 30 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const n = o.x.length;
@@ -72,21 +72,23 @@ export function chart(o: ChartOptions): string {
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`);
   parts.push(`<text x="${m.l}" y="16" class="ct">${esc(o.title)}</text>`);
-  // Legend.
-  let lx = W - m.r;
-  for (const s of [...o.series].reverse()) {
-    const w = 8 * s.name.length + 26;
-    lx -= w;
-    parts.push(`<line x1="${lx}" y1="12" x2="${lx + 16}" y2="12" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`);
-    parts.push(`<text x="${lx + 20}" y="16" class="lg">${esc(s.name)}</text>`);
+  // Legend, on its own line under the title.
+  let lx = m.l;
+  for (const s of o.series) {
+    parts.push(`<line x1="${lx}" y1="29" x2="${lx + 16}" y2="29" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`);
+    parts.push(`<text x="${lx + 20}" y="33" class="lg">${esc(s.name)}</text>`);
+    lx += 6.5 * s.name.length + 34;
   }
-  // Bands.
-  for (const b of o.bands ?? []) {
+  // Bands: stress phases shaded, every band labelled.
+  for (const [k, b] of (o.bands ?? []).entries()) {
     const x1 = o.kind === "bars" ? XB(b.from) : X(b.from);
     const x2 = o.kind === "bars" ? XB(b.to) : X(Math.min(n - 1, b.to));
     if (x2 <= x1) continue;
-    parts.push(`<rect x="${x1.toFixed(1)}" y="${m.t}" width="${(x2 - x1).toFixed(1)}" height="${ph}" class="band"/>`);
-    parts.push(`<text x="${((x1 + x2) / 2).toFixed(1)}" y="${m.t + 11}" class="bl">${esc(b.label)}</text>`);
+    const fill = b.label === "crash" ? "band2" : b.label === "shock" ? "band" : "";
+    if (fill) parts.push(`<rect x="${x1.toFixed(1)}" y="${m.t}" width="${(x2 - x1).toFixed(1)}" height="${ph}" class="${fill}"/>`);
+    else parts.push(`<line x1="${x1.toFixed(1)}" y1="${m.t}" x2="${x1.toFixed(1)}" y2="${m.t + ph}" class="bsep"/>`);
+    // Narrow neighbours alternate between two label rows so their labels do not overlap.
+    parts.push(`<text x="${(x1 + 3).toFixed(1)}" y="${m.t + (k % 2 ? 22 : 11)}" class="bl">${esc(b.label)}</text>`);
   }
   // Grid and axes.
   for (const t of ticks) {
@@ -243,7 +245,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 svg{background:#fff;border:1px solid #e9ecef;border-radius:6px;max-width:100%;height:auto}
 .ct{font-size:13px;font-weight:600;fill:#212529}.lg{font-size:11px;fill:#495057}.yt{font-size:10px;fill:#868e96;text-anchor:end}
 .xt{font-size:10px;fill:#868e96;text-anchor:middle}.xl{font-size:10px;fill:#adb5bd;text-anchor:end}.grid{stroke:#f1f3f5}.axis{stroke:#adb5bd}
-.band{fill:#fff3bf;opacity:.55}.bl{font-size:10px;fill:#a07f00;text-anchor:middle}
+.band{fill:#fff3bf;opacity:.6}.band2{fill:#ffe3e3;opacity:.7}.bsep{stroke:#dee2e6;stroke-dasharray:3 3}.bl{font-size:10px;fill:#868e96}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 8px;text-align:right;border-bottom:1px solid #f1f3f5;white-space:nowrap}
 th{background:#f8f9fa;font-weight:600}.l{text-align:left}.small{font-size:12px}.neg{color:#c92a2a}.pos{color:#2b8a3e}
 details{margin:8px 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}`;

@@ -115,6 +115,7 @@ export interface ActReport {
 export class Agents {
   readonly states: AgentState[];
   private readonly byAddress = new Map<string, AgentState>();
+  private fee?: bigint;
 
   constructor(profiles: AgentProfile[], signers: HardhatEthersSigner[]) {
     this.states = profiles.map((p, i) => ({
@@ -143,7 +144,7 @@ export class Agents {
   async act(w: World, t: TickReport, ctx: ActContext): Promise<ActReport> {
     const r: ActReport = { commits: 0, topUps: 0, reduces: 0, entries: 0 };
     const ch = w.d.clearingHouse;
-    const fee = await ch.minExecutionFee();
+    const fee = (this.fee ??= await ch.minExecutionFee());
     const health = new Map(t.health.map((h) => [h.account.toLowerCase(), h]));
     // Size of this step's entries not yet filled, per market: later entries price their skew premium with it.
     const pendingSkew = new Map<number, number>();

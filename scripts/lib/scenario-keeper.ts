@@ -88,6 +88,9 @@ export class InProcessKeeper implements KeeperStep {
   private readonly lastPoke = new Map<number, number>();
   private orderCursor = 0n;
   private readonly pending = new Set<bigint>();
+  private readonly orderAccount = new Map<bigint, string>();
+  private readonly known = new Map<string, Health>();
+  private lastScan?: { block: number; time: number; health: Health[] };
   private readonly heartbeatSec: number;
   private readonly batchSize: number;
   private readonly maxWaits: number;
@@ -112,6 +115,12 @@ export class InProcessKeeper implements KeeperStep {
       liquidatableAfter: 0,
     };
     await this.risk(w, r);
+    // Event-driven like the service: with no new event, no due deadline and no order waiting since the last
+    // scan, nothing but a little funding can have moved, so the last scan stands until the heartbeat.
+    if (r.pokes === 0 && this.pending.size === 0 && this.lastScan && (await this.quietSince(w, this.lastScan))) {
+      r.health = this.lastScan.health;
+      return r;
+    }
     await this.orders(w, r);
     // Liquidate, then flag margin calls; flagging takes blocks too, so re-check until nothing is liquidatable.
     let health = await this.liquidate(w, r);
@@ -121,13 +130,63 @@ export class InProcessKeeper implements KeeperStep {
         const res = await w.clock.trySend(() => w.d.clearingHouse.connect(w.keeper).flagMarginCall(h.account));
         if (res.receipt) r.marginCallsFlagged++;
       }
-      if (callable.length > 0) health = await scanHealth(w, w.accounts);
+      if (callable.length > 0) health = await this.scan(w);
       if (!health.some((h) => h.status === STATUS.Liquidatable)) break;
       health = await this.liquidate(w, r);
     }
     r.health = health;
     r.liquidatableAfter = health.filter((h) => h.status === STATUS.Liquidatable).length;
+    this.lastScan = { block: await w.hre.ethers.provider.getBlockNumber(), time: w.clock.lastMined, health };
     return r;
+  }
+
+  /** Accounts worth a health check: those with positions (or not seen yet) and those with an order pending.
+   * A flat account can be neither margin-called nor liquidated. */
+  private watched(w: World): string[] {
+    const withOrders = new Set([...this.pending].map((id) => this.orderAccount.get(id)?.toLowerCase()));
+    return w.accounts.filter((a) => {
+      const h = this.known.get(a.toLowerCase());
+      // healthBatch answers all zeros for an account it cannot price (e.g. a stale feed): keep watching it.
+      const flat = h !== undefined && h.maintenanceD18 === 0n && h.collateral > 0n;
+      return !flat || withOrders.has(a.toLowerCase());
+    });
+  }
+
+  /** Drops a finished order; its account's health is unknown again (it may have a position now). */
+  private forget(id: bigint): void {
+    const a = this.orderAccount.get(id);
+    if (a) this.known.delete(a.toLowerCase());
+    this.orderAccount.delete(id);
+    this.pending.delete(id);
+  }
+
+  private async scan(w: World): Promise<Health[]> {
+    const health = await scanHealth(w, this.watched(w));
+    for (const h of health) this.known.set(h.account.toLowerCase(), h);
+    return health;
+  }
+
+  /** True when none of the world's contracts or feeds logged anything since `last`, no margin-call deadline
+   * fell in between and the heartbeat has not elapsed. */
+  private async quietSince(w: World, last: { block: number; time: number; health: Health[] }): Promise<boolean> {
+    const now = w.clock.lastMined;
+    if (now - last.time >= this.heartbeatSec) return false;
+    for (const h of last.health) {
+      const d = Number(h.marginCallDeadline);
+      if (d > 0 && d > last.time - 1 && d <= now + 1) return false;
+    }
+    const latest = await w.hre.ethers.provider.getBlockNumber();
+    if (latest <= last.block) return true;
+    const address = [
+      w.d.clearingHouse.target,
+      w.d.vault.target,
+      w.d.pool.target,
+      w.d.riskManager.target,
+      ...w.d.priceFeeds.map((f) => f.target),
+      ...w.d.volFeeds.map((f) => f.target),
+    ] as string[];
+    const logs = await w.hre.ethers.provider.send("eth_getLogs", [{ fromBlock: "0x" + (last.block + 1).toString(16), toBlock: "latest", address }]);
+    return (logs as unknown[]).length === 0;
   }
 
   /** Risk job: poke σ on every new price or volatility round, and on a heartbeat when a poke would matter. */
@@ -167,15 +226,16 @@ export class InProcessKeeper implements KeeperStep {
     for (const id of [...this.pending].sort((a, b) => (a < b ? -1 : 1))) {
       const o = await ch.order(id);
       if (o.account === ZeroAddress) {
-        this.pending.delete(id); // executed or cancelled by someone else
+        this.forget(id); // executed or cancelled by someone else
         continue;
       }
+      this.orderAccount.set(id, o.account);
       const commit = Number(o.commitTime);
       const at = w.clock.next;
       if (at > commit + maxAge) {
         const res = await w.clock.trySend(() => ch.cancelOrder(id));
         if (res.receipt) r.orders.push({ orderId: id, account: o.account, filled: false, reason: "expired" });
-        this.pending.delete(id);
+        this.forget(id);
         continue;
       }
       if (at < commit + minDelay) continue;
@@ -185,7 +245,7 @@ export class InProcessKeeper implements KeeperStep {
         r.errors.push(`executeOrder(${id}): ${res.error}`);
         continue;
       }
-      this.pending.delete(id);
+      this.forget(id);
       for (const ev of parseLogs(ch.interface, res.receipt.logs)) {
         if (ev.name === "OrderExecuted") {
           r.orders.push({ orderId: id, account: o.account, filled: true, fillPriceD18: ev.args.fillPriceD18 });
@@ -207,7 +267,7 @@ export class InProcessKeeper implements KeeperStep {
    * per-market rate limit stops progress, wait one liquidation window and go on. */
   private async liquidate(w: World, r: TickReport): Promise<Health[]> {
     const ch = w.d.clearingHouse.connect(w.keeper);
-    let health = await scanHealth(w, w.accounts);
+    let health = await this.scan(w);
     for (let guard = 0; guard < this.maxWaits + 10; guard++) {
       const todo = health
         .filter((h) => h.status === STATUS.Liquidatable)
@@ -235,7 +295,7 @@ export class InProcessKeeper implements KeeperStep {
         w.clock.advance(Number(windowSec));
         await w.clock.sync();
       }
-      health = await scanHealth(w, w.accounts);
+      health = await this.scan(w);
     }
     return health;
   }

@@ -233,6 +233,14 @@ interface HourAcc {
   high: Record<string, number>;
 }
 
+const signerCache = new WeakMap<HardhatRuntimeEnvironment, Awaited<ReturnType<HardhatRuntimeEnvironment["ethers"]["getSigners"]>>>();
+/** The node's accounts (deriving them is slow: once per process). */
+async function signers(hre: HardhatRuntimeEnvironment) {
+  let s = signerCache.get(hre);
+  if (!s) signerCache.set(hre, (s = await hre.ethers.getSigners()));
+  return s;
+}
+
 /** Runs one configuration over the whole path in a fresh deployment. */
 async function runConfiguration(
   hre: HardhatRuntimeEnvironment,
@@ -246,7 +254,7 @@ async function runConfiguration(
   const started = Date.now();
   const { ethers } = hre;
   const provider = ethers.provider;
-  const [admin, keeperSigner, lp] = await ethers.getSigners();
+  const [admin, keeperSigner, lp] = await signers(hre);
   const pathOf = (symbol: string) => {
     const p = paths.find((x) => x.symbol === symbol);
     if (!p) throw new Error(`no price path for ${symbol}`);
@@ -267,14 +275,7 @@ async function runConfiguration(
   const latest = (await provider.getBlock("latest"))!.timestamp;
   const clock = new SimClock(hre, latest);
   const t0 = Math.ceil((latest + 2 * HOUR) / HOUR) * HOUR;
-  clock.advanceTo(t0 - HOUR);
   const markets: WorldMarket[] = d.markets.map((m) => ({ marketId: m.marketId, symbol: m.symbol, path: pathOf(m.symbol), lastPublished: pathOf(m.symbol).candles[0].open }));
-  // Reference rounds at the starting price and volatility, an hour before the replay: the estimator's first
-  // return is then zero whatever the wall-clock time of the deployment, which keeps runs reproducible.
-  for (const m of markets) {
-    await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(m.lastPublished)));
-    await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(vol0[m.symbol])));
-  }
 
   // LP, insurance fund, traders.
   await clock.send(() => d.token.mint(lp.address, units(o.lpDeposit)));
@@ -293,6 +294,14 @@ async function runConfiguration(
     await clock.send(() => d.token.connect(signer).approve(d.vault.target, MaxUint256));
     await clock.send(() => d.vault.connect(signer).deposit(p.address, units(p.collateral)));
     traders.push(signer);
+  }
+  // Reference rounds at the starting price and volatility in the close slot of the hour before the replay
+  // (so rounds stay less than an hour apart): the estimator's first return is then zero whatever the
+  // wall-clock time of the deployment, which keeps runs reproducible.
+  clock.advanceTo(t0 - HOUR + ROUND_SLOTS[ROUND_SLOTS.length - 1]);
+  for (const m of markets) {
+    await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(m.lastPublished)));
+    await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(vol0[m.symbol])));
   }
 
   const world: World = {

@@ -164,6 +164,22 @@ describe("keeper sender", () => {
       expect(logs.some((l) => l.level === "error")).to.equal(true);
     });
 
+    it("backs off a target whose simulation keeps failing instead of failing every iteration", async () => {
+      const { fake, sender, action, m } = setup();
+      let sims = 0;
+      fake.simulate = async () => {
+        sims++;
+        throw callException(revertData("ClearingHouseOnlySelf", []));
+      };
+      expect((await sender.execute(action())).kind).to.equal("failed");
+      expect(await sender.execute(action())).to.deep.equal({ kind: "skipped", reason: "cooldown after failed simulation" });
+      expect(sims).to.equal(1);
+      expect(metricSum(await m(), "keeper_txs_failed_total")).to.equal(1);
+      // Other targets are not affected.
+      fake.simulate = async () => 1n;
+      expect((await sender.execute(action({ target: addr(2), args: [addr(2)] }))).kind).to.equal("confirmed");
+    });
+
     it("not-yet reverts (order not ready, stale oracle) wait quietly", async () => {
       const { fake, logs, sender, action } = setup();
       fake.simulate = async () => {

@@ -197,6 +197,15 @@ export function volUpdated(f: Fixture, receipt: { logs: readonly any[] } | null)
   return evs[0]!.args;
 }
 
+/** Decodes a revert reason with the interfaces of the ClearingHouse, the Vault and the RiskManager. */
+export function parseReason(f: Fixture, data: string) {
+  for (const c of [f.clearingHouse, f.vault, f.riskManager]) {
+    const e = c.interface.parseError(data);
+    if (e) return e;
+  }
+  return null;
+}
+
 /** Commits an order and executes it after minDelay; returns whether it filled and the decoded cancel reason. */
 export async function execOrder(f: Fixture, trader: { address: string }, marketId: number, size: bigint) {
   const signer = await ethers.getSigner(trader.address);
@@ -212,7 +221,7 @@ export async function execOrder(f: Fixture, trader: { address: string }, marketI
     orderId,
     receipt,
     filled: evs.some((e) => e.name === "OrderExecuted"),
-    reason: cancelled ? f.clearingHouse.interface.parseError(cancelled.args.reason) : null,
+    reason: cancelled ? parseReason(f, cancelled.args.reason) : null,
   };
 }
 

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title ClearingHouseParams
+/// @notice The ClearingHouse's global parameters: storage layout, hard bounds and the one setter that checks
+/// them and emits `ParamSet`. A linked library (delegatecalled, so it writes the ClearingHouse's storage and
+/// its events come from the ClearingHouse) to keep the ClearingHouse under the contract size limit.
+library ClearingHouseParams {
+    uint256 internal constant WAD = 1e18;
+
+    bytes32 internal constant MIN_DELAY = "minDelay";
+    bytes32 internal constant MAX_AGE = "maxAge";
+    bytes32 internal constant MIN_EXECUTION_FEE = "minExecutionFee";
+    bytes32 internal constant LIQ_REWARD_SHARE = "liqRewardShare";
+    bytes32 internal constant LIQ_REWARD_CAP = "liqRewardCapD18";
+    bytes32 internal constant MARGIN_CALL_GRACE = "marginCallGrace";
+    bytes32 internal constant MARGIN_CALL_EXPIRY = "marginCallExpiry";
+    bytes32 internal constant HARD_FLOOR = "hardFloor";
+    bytes32 internal constant MIN_POSITION_NOTIONAL = "minPositionNotionalD18";
+
+    /// @notice Three slots: orders read the first, margin calls and liquidations the others.
+    struct Params {
+        uint32 minDelay;
+        uint32 maxAge;
+        uint64 minExecutionFee;
+        uint64 liqRewardShareD18;
+        uint32 marginCallGrace;
+        uint32 marginCallExpiry; // a flag stays usable this long after its deadline, then must be renewed
+        uint64 hardFloorD18; // below hardFloor × MM an account is liquidatable at once
+        uint128 minPositionNotionalD18; // a partial liquidation never leaves a smaller position
+        uint128 liqRewardCapTokens; // derived from liqRewardCapD18 at set time
+        uint128 liqRewardCapD18;
+    }
+
+    /// @notice Same event as IClearingHouse.ParamSet (emitted in the ClearingHouse's context).
+    event ParamSet(bytes32 indexed name, uint256 oldValue, uint256 newValue);
+
+    /// @notice Same error as IClearingHouse.ClearingHouseParamOutOfBounds.
+    error ClearingHouseParamOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
+
+    /// @notice Sets every parameter to its default (construction).
+    function setDefaults(Params storage p, uint256 scale) public {
+        set(p, MIN_DELAY, 5, scale);
+        set(p, MAX_AGE, 10 minutes, scale);
+        set(p, MIN_EXECUTION_FEE, 0.0001 ether, scale);
+        set(p, LIQ_REWARD_SHARE, 0.2e18, scale);
+        set(p, LIQ_REWARD_CAP, 500e18, scale);
+        set(p, MARGIN_CALL_GRACE, 15 minutes, scale);
+        set(p, MARGIN_CALL_EXPIRY, 4 hours, scale);
+        set(p, HARD_FLOOR, 0.75e18, scale);
+        set(p, MIN_POSITION_NOTIONAL, 10e18, scale);
+    }
+
+    /// @notice Sets one parameter within its bounds and emits ParamSet. Runs in the ClearingHouse's context.
+    function set(Params storage p, bytes32 name, uint256 value, uint256 scale) public {
+        uint256 old;
+        if (name == MIN_DELAY) {
+            _bound(name, value, 1, 1 hours);
+            if (p.maxAge != 0 && value >= p.maxAge) revert ClearingHouseParamOutOfBounds(name, value, 1, p.maxAge - 1);
+            old = p.minDelay;
+            p.minDelay = uint32(value);
+        } else if (name == MAX_AGE) {
+            _bound(name, value, uint256(p.minDelay) + 1, 1 days);
+            old = p.maxAge;
+            p.maxAge = uint32(value);
+        } else if (name == MIN_EXECUTION_FEE) {
+            _bound(name, value, 0, 0.1 ether);
+            old = p.minExecutionFee;
+            p.minExecutionFee = uint64(value);
+        } else if (name == LIQ_REWARD_SHARE) {
+            _bound(name, value, 0, WAD);
+            old = p.liqRewardShareD18;
+            p.liqRewardShareD18 = uint64(value);
+        } else if (name == LIQ_REWARD_CAP) {
+            _bound(name, value, 0, 1e24);
+            old = p.liqRewardCapD18;
+            p.liqRewardCapD18 = uint128(value);
+            p.liqRewardCapTokens = uint128(value / scale);
+        } else if (name == MARGIN_CALL_GRACE) {
+            _bound(name, value, 1 minutes, 1 days);
+            old = p.marginCallGrace;
+            p.marginCallGrace = uint32(value);
+        } else if (name == MARGIN_CALL_EXPIRY) {
+            _bound(name, value, 1 minutes, 7 days);
+            old = p.marginCallExpiry;
+            p.marginCallExpiry = uint32(value);
+        } else if (name == HARD_FLOOR) {
+            _bound(name, value, 0.5e18, WAD);
+            old = p.hardFloorD18;
+            p.hardFloorD18 = uint64(value);
+        } else if (name == MIN_POSITION_NOTIONAL) {
+            _bound(name, value, 0, 1e22);
+            old = p.minPositionNotionalD18;
+            p.minPositionNotionalD18 = uint128(value);
+        } else {
+            revert ClearingHouseParamOutOfBounds(name, value, 0, 0);
+        }
+        emit ParamSet(name, old, value);
+    }
+
+    function _bound(bytes32 name, uint256 value, uint256 min, uint256 max) internal pure {
+        if (value < min || value > max) revert ClearingHouseParamOutOfBounds(name, value, min, max);
+    }
+
+}
