@@ -16,7 +16,7 @@
 //   --quiet                SIGMA_QUIET=1        no progress on stderr
 import hre from "hardhat";
 import { relative, resolve } from "path";
-import { runScenario, ProgressEvent } from "./lib/scenario";
+import { buildPaths, resolveOptions, runScenario, ProgressEvent } from "./lib/scenario";
 import { parseStartArgs, StartArgs, USAGE } from "./lib/scenario-options";
 import { renderText, fmt, pct } from "./lib/report-text";
 import { writeRunReports } from "./lib/report-files";
@@ -58,6 +58,7 @@ async function main() {
   let args: StartArgs;
   try {
     args = parseStartArgs(process.argv.slice(2), process.env);
+    buildPaths(resolveOptions(args.scenario)); // validate options and the CSV before deploying anything
   } catch (e) {
     console.error((e as Error).message);
     process.exitCode = 2;

@@ -187,7 +187,12 @@ export function generatedStressPath(symbol: string, hours: number, startPrice: n
 
 /** Reads an hourly OHLC CSV (`timestamp_unix,open,high,low,close[,volume]`, header optional). */
 export function loadOhlcCsv(file: string, symbol = "ETH-PERP"): PricePath {
-  const text = readFileSync(file, "utf8");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read the prices file ${file}: ${(e as Error).message}`);
+  }
   const rows = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
   const candles: Candle[] = [];
   for (const [i, line] of rows.entries()) {
