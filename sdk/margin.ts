@@ -792,7 +792,7 @@ export function previewTrade(input: TradeInput): TradePreview {
 
     if (increasesRisk && !rejection) {
       // _checkOpenInterest, on the grown side, against the pool less what it owes this market's traders.
-      const oiNotional = notionalUpD18(newSize > 0n ? ms.oiLongD18 : ms.oiShortD18, r.priceD18);
+      const oiNotional = notionalUpD18(newSize > 0n ? state.oiLongD18 : state.oiShortD18, r.priceD18);
       let capacity = toInt256(cu(input.poolBalance * scale));
       const owed = pnlD18(state.skewD18, state.netCostBasisD18, r.priceD18, state.fundingIndexD18);
       if (owed > 0n) capacity = ci(capacity - owed);

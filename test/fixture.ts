@@ -7,7 +7,11 @@ import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
 
 /** Markets of the unit-test fixture: σ from the Chainlink volatility feed alone, so that price moves made by a
  * test do not also move σ through the on-chain estimator (which has its own tests). */
-export const FEED_ONLY_MARKETS = DEFAULT_MARKETS.map((m) => ({ ...m, params: { ...m.params, sigmaSource: SIGMA_SOURCE.FEED } }));
+export const FEED_ONLY_MARKETS = DEFAULT_MARKETS.map((m) => ({
+  ...m,
+  // z_mm = 3, z_im = 5: DESIGN.md's illustration, so ratios in tests are the documented ones.
+  params: { ...m.params, sigmaSource: SIGMA_SOURCE.FEED, zMmD18: 3n * 10n ** 18n, zImD18: 5n * 10n ** 18n },
+}));
 
 export const ETH = 0;
 export const BTC = 1;

@@ -73,9 +73,14 @@ export function baseParams(overrides: Partial<MarketParams> = {}): MarketParams 
   };
 }
 
+/** Production defaults: σ = max(Chainlink realized-vol feed, on-chain estimator); z_mm = 4.1 is the
+ * maintenance multiplier the backtest calibrated for the on-chain estimator (docs/BACKTEST.md); z_im = 6
+ * leaves a margin-call band between maintenance and initial margin. */
+const PRODUCTION = { zMmD18: d18("4.1"), zImD18: d18("6") };
+
 export const DEFAULT_MARKETS: MarketSpec[] = [
-  { symbol: "ETH-PERP", price: "2000", volPercent: "50", params: baseParams({ skewScaleD18: d18("100000") }) },
-  { symbol: "BTC-PERP", price: "60000", volPercent: "40", params: baseParams({ skewScaleD18: d18("5000") }) },
+  { symbol: "ETH-PERP", price: "2000", volPercent: "50", params: baseParams({ ...PRODUCTION, skewScaleD18: d18("100000") }) },
+  { symbol: "BTC-PERP", price: "60000", volPercent: "40", params: baseParams({ ...PRODUCTION, skewScaleD18: d18("5000") }) },
 ];
 
 /** Order of IRiskManager.Param (enum). */

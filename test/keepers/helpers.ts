@@ -293,14 +293,16 @@ export async function commitOrder(l: Local, trader: Wallet, marketId: number, si
  * the admin, not by a keeper).
  */
 export async function openLongs(l: Local, traders: Wallet[], collateralUsd: string, sizeEth: string, marketId = 0): Promise<void> {
-  const ids: bigint[] = [];
-  for (const t of traders) {
-    const token = l.d.token.connect(t);
-    await (await l.d.token.mint(t.address, parseUnits(collateralUsd, 6))).wait();
-    await (await token.approve(await l.d.vault.getAddress(), MaxUint256)).wait();
-    await (await l.d.vault.connect(t).deposit(t.address, parseUnits(collateralUsd, 6))).wait();
-    ids.push(await commitOrder(l, t, marketId, parseUnits(sizeEth, 18)));
-  }
+  // Traders in parallel (each its own sender; the admin's NonceManager serializes its nonces).
+  const ids = await Promise.all(
+    traders.map(async (t) => {
+      const token = l.d.token.connect(t);
+      await (await l.d.token.mint(t.address, parseUnits(collateralUsd, 6))).wait();
+      await (await token.approve(await l.d.vault.getAddress(), MaxUint256)).wait();
+      await (await l.d.vault.connect(t).deposit(t.address, parseUnits(collateralUsd, 6))).wait();
+      return commitOrder(l, t, marketId, parseUnits(sizeEth, 18));
+    }),
+  );
   await increaseTime(l.url, Number(await l.d.clearingHouse.minDelay()) + 1);
   await setPrice(l, marketId, await currentPriceUsd(l, marketId)); // refresh the feed's timestamp
   for (const id of ids) {

@@ -249,7 +249,7 @@ describe("keeper indexer", () => {
         await ix.sync();
         expect(ix.view()).to.deep.equal(await fresh(chain, opts));
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 });
