@@ -3,7 +3,7 @@
  * quotes and margin previews locally with the contracts' own math (sdk/margin.ts), and builds and sends
  * orders, deposits (also with an ERC-2612 permit) and withdrawals through the typechain bindings.
  */
-import { AbiCoder, Interface, Signature, TypedDataEncoder, keccak256 } from "ethers";
+import { Interface, Signature, TypedDataEncoder } from "ethers";
 import type {
   BlockTag,
   ContractRunner,
@@ -132,7 +132,6 @@ export interface ClientOptions {
 }
 
 /** Storage slot of ClearingHouse._accounts (declaration order: _positions = 0, _accounts = 1). */
-const ACCOUNTS_SLOT = 1n;
 
 /** Errors any step of an order can revert with, for decoding `OrderCancelled.reason`. */
 const ERRORS = new Interface([
@@ -337,28 +336,9 @@ export class SigmaClient {
     return makeSnapshot(marketId, toRisk(risk), toState(state), timestamp);
   }
 
-  /**
-   * The margin-call deadline stored for an account (0 if none). The ClearingHouse reports it in
-   * `accountSummary` only while the call is live, so it is read from the account's storage slot
-   * (`_accounts[account]`: uint32 markets | bool active | uint64 marginCallDeadline), checked against
-   * `accountMarkets`; should the layout ever differ, the summary's value is used.
-   */
+  /** The margin-call deadline stored for an account (0 if none), from `ClearingHouse.marginCallDeadline`. */
   async marginCallDeadline(account: string, opts: ReadOptions = {}): Promise<bigint> {
-    const blockTag = opts.blockTag ?? "latest";
-    const ch = this.contracts.clearingHouse;
-    const slot = keccak256(AbiCoder.defaultAbiCoder().encode(["address", "uint256"], [account, ACCOUNTS_SLOT]));
-    const [word, bitmap, summary] = await Promise.all([
-      this.provider.getStorage(this.deployment.contracts.clearingHouse, slot, blockTag),
-      ch.accountMarkets(account, { blockTag }),
-      ch.accountSummary(account, { blockTag }),
-    ]);
-    const w = BigInt(word);
-    const markets = w & 0xffffffffn;
-    const active = (w >> 32n) & 0xffn;
-    const deadline = (w >> 40n) & ((1n << 64n) - 1n);
-    const visible = BigInt(summary.marginCallDeadline);
-    const consistent = markets === bitmap && active <= 1n && w >> 104n === 0n && (visible === 0n || visible === deadline);
-    return consistent ? deadline : visible;
+    return BigInt(await this.contracts.clearingHouse.marginCallDeadline(account, { blockTag: opts.blockTag ?? "latest" }));
   }
 
   /** The account's collateral, positions and margin-call deadline in one block (positions of `extraMarkets` too). */

@@ -655,7 +655,10 @@ export interface TradePreview {
   liquidationPriceAfterD18?: bigint;
   /** The market's state right after the fill (funding accrued to `now`). */
   marketStateAfter?: MarketState;
-  /** Collateral to add first (token units) for the initial-margin check to pass; 0 if it passes. */
+  /**
+   * The smallest deposit (token units) that, made before execution, lets a risk-increasing trade pass the
+   * initial-margin check; 0 if it passes or the trade reduces risk.
+   */
   marginShortfallTokens?: bigint;
 }
 
@@ -801,29 +804,42 @@ export function previewTrade(input: TradeInput): TradePreview {
     }
 
     out.realizedPnlTokens = toTokensFloor(realized, scale);
-    const s = settle(account.collateral, out.realizedPnlTokens, out.feeTokens, input.poolBalance);
-    collateralAfter = s.collateralAfter;
-    out.feePaidTokens = s.feePaid;
-    out.badDebtTokens = s.badDebt;
-
-    const after = margin(
-      collateralAfter,
-      positions,
-      (m) => {
-        if (m === marketId) return { risk: r, indexD18: state.fundingIndexD18 };
-        const o = need(markets, m);
-        return { risk: o.risk, indexD18: pendingFundingIndexD18(o.state, o.risk, now) };
-      },
-      scale,
-    );
-    equityAfter = after.equityD18;
-    tAfter = after.t;
+    const pnlTokens = out.realizedPnlTokens;
+    const feeTokens = out.feeTokens;
+    // Vault settlement then ClearingHouse._margin over the account's markets, with `extra` tokens deposited first.
+    const settleAndMargin = (extra: bigint) => {
+      const st = settle(cu(account.collateral + extra), pnlTokens, feeTokens, input.poolBalance);
+      const m = margin(
+        st.collateralAfter,
+        positions,
+        (id) => {
+          if (id === marketId) return { risk: r, indexD18: state.fundingIndexD18 };
+          const o = need(markets, id);
+          return { risk: o.risk, indexD18: pendingFundingIndexD18(o.state, o.risk, now) };
+        },
+        scale,
+      );
+      return { ...st, ...m };
+    };
+    const res = settleAndMargin(0n);
+    collateralAfter = res.collateralAfter;
+    out.feePaidTokens = res.feePaid;
+    out.badDebtTokens = res.badDebt;
+    equityAfter = res.equityD18;
+    tAfter = res.t;
     if (increasesRisk) {
-      const short = tAfter.imD18 > 0n ? toInt256(tAfter.imD18) - equityAfter : 0n;
-      out.marginShortfallTokens = short > 0n ? ceilDiv(short, scale) : 0n;
       if (!rejection && equityAfter < toInt256(tAfter.imD18)) {
         rejection = new SigmaMathError("ClearingHouseInsufficientMargin", [account.address ?? "account", equityAfter, tAfter.imD18]);
       }
+      // The smallest deposit that passes the check. A deposit first absorbs bad debt and the part of the fee
+      // that could not be paid (equity unchanged), then raises equity by exactly one token per token; both
+      // steps below are lower bounds of what is still missing, so the loop stops at the minimum.
+      let extra = 0n;
+      for (let x = res; x.equityD18 < toInt256(x.t.imD18); x = settleAndMargin(extra)) {
+        const absorbed = x.collateralAfter === 0n ? x.badDebt + (feeTokens - x.feePaid) : 0n;
+        extra += absorbed > 0n ? absorbed : ceilDiv(toInt256(x.t.imD18) - x.equityD18, scale);
+      }
+      out.marginShortfallTokens = extra;
     } else {
       out.marginShortfallTokens = 0n;
       // _clearIfHealthyWith: a reducing fill clears a margin call it cured.

@@ -9,8 +9,16 @@ import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
  * test do not also move σ through the on-chain estimator (which has its own tests). */
 export const FEED_ONLY_MARKETS = DEFAULT_MARKETS.map((m) => ({
   ...m,
-  // z_mm = 3, z_im = 5: DESIGN.md's illustration, so ratios in tests are the documented ones.
-  params: { ...m.params, sigmaSource: SIGMA_SOURCE.FEED, zMmD18: 3n * 10n ** 18n, zImD18: 5n * 10n ** 18n },
+  // z_mm = 3, z_im = 5 (DESIGN.md's illustration, so ratios in tests are the documented ones), σ ≤ 300%,
+  // σ breaker at 250%.
+  params: {
+    ...m.params,
+    sigmaSource: SIGMA_SOURCE.FEED,
+    zMmD18: 3n * 10n ** 18n,
+    zImD18: 5n * 10n ** 18n,
+    sigmaMaxD18: 3n * 10n ** 18n,
+    sigmaBreakerD18: 25n * 10n ** 17n,
+  },
 }));
 
 export const ETH = 0;

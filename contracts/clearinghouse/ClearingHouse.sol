@@ -569,6 +569,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IClearingHouse
+    function marginCallDeadline(address account) external view returns (uint256) {
+        return _accounts[account].marginCallDeadline;
+    }
+
+    /// @inheritdoc IClearingHouse
     function accountMarkets(address account) external view returns (uint256) {
         return _accounts[account].markets;
     }

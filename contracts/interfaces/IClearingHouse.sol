@@ -269,6 +269,9 @@ interface IClearingHouse is IMarginAccount {
     function order(uint256 orderId) external view returns (Order memory);
     /// @notice The trigger of a pending conditional order (zero for market orders).
     function orderTrigger(uint256 orderId) external view returns (Trigger memory);
+    /// @notice The account's stored margin-call deadline (0 if none was flagged or it was cleared). A deadline
+    /// more than `marginCallExpiry` in the past no longer counts.
+    function marginCallDeadline(address account) external view returns (uint256);
     /// @notice Bitmap of the markets the account has positions in.
     function accountMarkets(address account) external view returns (uint256);
     /// @notice Equity, requirements, free collateral and health of an account.

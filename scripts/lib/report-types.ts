@@ -120,6 +120,7 @@ export interface ConfigSummary {
   tradersPnl: number;
   ordersExecuted: number;
   ordersCancelled: number;
+  /** Entry orders that were cancelled or never committed, by reason. */
   entryFailures: Record<string, number>;
   topUps: number;
   reduces: number;

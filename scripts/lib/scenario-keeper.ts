@@ -10,6 +10,9 @@ import { parseLogs, revertName, World } from "./scenario-world";
 /** IClearingHouse.AccountStatus */
 export const STATUS = { Healthy: 0, MarginCallable: 1, MarginCalled: 2, Liquidatable: 3 } as const;
 export const STATUS_NAME = ["healthy", "margin-callable", "margin-called", "liquidatable"] as const;
+/** ClearingHouse order flags. */
+const ORDER_CONDITIONAL = 1;
+const ORDER_TRIGGER_ABOVE = 2;
 
 export interface Health {
   account: string;
@@ -215,7 +218,8 @@ export class InProcessKeeper implements KeeperStep {
     }
   }
 
-  /** Orders job: executes every due order, cancels expired ones (refunding the trader). */
+  /** Orders job: executes every due order (conditional ones once their trigger is met), cancels expired ones
+   * (refunding the trader). */
   private async orders(w: World, r: TickReport): Promise<void> {
     const ch = w.d.clearingHouse.connect(w.keeper);
     const next = await ch.nextOrderId();
@@ -230,15 +234,28 @@ export class InProcessKeeper implements KeeperStep {
         continue;
       }
       this.orderAccount.set(id, o.account);
+      const conditional = (Number(o.flags) & ORDER_CONDITIONAL) !== 0;
+      const trigger = conditional ? await ch.orderTrigger(id) : undefined;
       const commit = Number(o.commitTime);
+      const expiresAt = trigger ? Number(trigger.expiresAt) : commit + maxAge;
       const at = w.clock.next;
-      if (at > commit + maxAge) {
+      if (at > expiresAt) {
         const res = await w.clock.trySend(() => ch.cancelOrder(id));
         if (res.receipt) r.orders.push({ orderId: id, account: o.account, filled: false, reason: "expired" });
         this.forget(id);
         continue;
       }
       if (at < commit + minDelay) continue;
+      if (trigger) {
+        let price: bigint;
+        try {
+          price = await w.d.riskManager.priceD18(o.marketId);
+        } catch {
+          continue; // no usable price: the order waits
+        }
+        const above = (Number(o.flags) & ORDER_TRIGGER_ABOVE) !== 0;
+        if (above ? price < trigger.triggerPriceD18 : price > trigger.triggerPriceD18) continue;
+      }
       const res = await w.clock.trySend(() => ch.executeOrder(id));
       if (!res.receipt) {
         // An unusable oracle reverts the execution (the order waits); anything else is reported.

@@ -35,6 +35,7 @@ import {
 } from "./report-types";
 
 const HOUR = 3600;
+const WEEK = 7 * 24 * HOUR;
 const YEAR = 365 * 24 * HOUR;
 
 export interface ScenarioOptions {
@@ -271,10 +272,13 @@ async function runConfiguration(
   const scale = 10n ** BigInt(18 - tokenDecimals);
   const units = (x: number) => parseUnits(x.toFixed(tokenDecimals), tokenDecimals);
 
-  // Simulated time starts on a whole hour after the deployment; every later block is pinned by the clock.
+  // Hour 0 of the replay falls on the same hour of the week as the path's first candle (the on-chain estimator
+  // keeps an hour-of-day × day-of-week profile), a whole number of weeks after the deployment; every later
+  // block is pinned by the clock.
   const latest = (await provider.getBlock("latest"))!.timestamp;
   const clock = new SimClock(hre, latest);
-  const t0 = Math.ceil((latest + 2 * HOUR) / HOUR) * HOUR;
+  const anchor = paths[0].candles[0].t;
+  const t0 = anchor + Math.ceil((latest + 2 * HOUR - anchor) / WEEK) * WEEK;
   const markets: WorldMarket[] = d.markets.map((m) => ({ marketId: m.marketId, symbol: m.symbol, path: pathOf(m.symbol), lastPublished: pathOf(m.symbol).candles[0].open }));
 
   // LP, insurance fund, traders.
@@ -296,12 +300,15 @@ async function runConfiguration(
     traders.push(signer);
   }
   // Reference rounds at the starting price and volatility in the close slot of the hour before the replay
-  // (so rounds stay less than an hour apart): the estimator's first return is then zero whatever the
-  // wall-clock time of the deployment, which keeps runs reproducible.
+  // (so rounds stay less than an hour apart). Re-setting the same feeds makes the next poke restart the
+  // on-chain estimator from the reference round: its state then no longer depends on the wall-clock time of
+  // the deployment, which keeps runs reproducible.
   clock.advanceTo(t0 - HOUR + ROUND_SLOTS[ROUND_SLOTS.length - 1]);
   for (const m of markets) {
     await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(m.lastPublished)));
     await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(vol0[m.symbol])));
+    const f = d.markets[m.marketId];
+    await clock.send(() => d.riskManager.connect(admin).setMarketFeeds(m.marketId, f.priceFeed, f.volFeed));
   }
 
   const world: World = {

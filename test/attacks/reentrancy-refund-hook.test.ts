@@ -1,6 +1,6 @@
 // GMX v1 (July 2025): during order execution GMX refunded ETH to the attacker's contract, whose receive()
 // re-entered and opened positions while global state was half-updated. Sigma: every ClearingHouse entry point
-// is nonReentrant, ETH is pushed last (after all state is written) with a 30k gas cap, claimEth zeroes the
+// that moves value is nonReentrant (commit/modify/flag/clear/accrue move none and are deliberately unguarded), ETH is pushed last (after all state is written) with a 30k gas cap, claimEth zeroes the
 // credit before sending, and the Vault has its own guard and follows checks-effects-interactions for token
 // transfers. The attacker contract records what each re-entry did instead of reverting.
 import { expect } from "chai";
@@ -25,7 +25,7 @@ function reentries(c: MockReentrantTrader, rc: any) {
 }
 
 describe("attack: re-entrancy through an ETH refund or token hook during order execution (GMX v1 2025)", () => {
-  it("a refund hook cannot re-enter executeOrder / cancelOrder / commitOrder / claimEth, and a token hook cannot spend collateral twice", async () => {
+  it("a refund hook cannot re-enter executeOrder / cancelOrder / liquidate / claimEth, and a commit from a payout callback only sees settled state", async () => {
     const f = await loadFixture(sigmaFixture);
     const ch = f.clearingHouse;
     const c = await attacker(f);
@@ -33,7 +33,9 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     const guardSel = ch.interface.getError("ReentrancyGuardReentrantCall")!.selector;
     const accounts = [await c.getAddress(), ...f.traders.map((t) => t.address), f.keeper.address];
 
-    // 1) Refund on cancel re-enters every ClearingHouse entry point: all refused, the other order untouched.
+    // 1) Refund on cancel re-enters the guarded, value-moving entry points: all refused, the other order
+    // untouched. (commit/modify/flag/clear/accrue are deliberately unguarded: they move no value, so a
+    // callback only sees settled state — exercised with full gas in part 3.)
     const idA = (await c.commit.staticCall(ETH, d18(5), 2n ** 95n, { value: fee })) as bigint;
     await c.commit(ETH, d18(5), 2n ** 95n, { value: fee });
     const idB = idA + 1n;
@@ -42,8 +44,8 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     const calls = [
       ch.interface.encodeFunctionData("executeOrder", [idB]),
       ch.interface.encodeFunctionData("cancelOrder", [idB]),
-      ch.interface.encodeFunctionData("commitOrder", [ETH, d18(50), 2n ** 95n]),
       ch.interface.encodeFunctionData("liquidate", [f.traders[0].address]),
+      ch.interface.encodeFunctionData("claimEth"),
     ];
     await c.arm(await ch.getAddress(), calls[0]);
     const before = await ledgers(f, accounts);
@@ -55,7 +57,7 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     expect((await ch.order(idB)).account, "the other order is untouched").to.equal(await c.getAddress());
     expect(await ledgers(f, accounts)).to.equal(before);
 
-    // Same for cancelOrder, commitOrder and liquidate armed one by one on fresh expired orders.
+    // Same for cancelOrder, liquidate and claimEth armed one by one on fresh expired orders.
     for (const data of calls.slice(1)) {
       await c.commit(ETH, d18(1), 2n ** 95n, { value: fee });
       const id = (await ch.nextOrderId()) - 1n;
@@ -65,8 +67,9 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
       const e = reentries(c, rc2);
       expect(e.length).to.equal(1);
       expect(e[0].args.ok, `re-entry ${data.slice(0, 10)} refused`).to.equal(false);
+      expect([guardSel, "0x00000000"]).to.include(e[0].args.selector);
     }
-    expect(await ch.nextOrderId(), "no order was committed from inside a refund").to.equal(idB + 4n);
+    expect((await ch.order(idB)).account, "still untouched").to.equal(await c.getAddress());
 
     // 2) As keeper: the execution fee push re-enters executeOrder of another due order: refused, the fill is
     // complete, and the second order still executes normally afterwards.
@@ -85,7 +88,8 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     expect((await ch.position(bob.address, ETH)).sizeD18, "bob's order not executed from inside the hook").to.equal(0n);
     expect(await ch.connect(f.keeper).executeOrder.staticCall(o2)).to.equal(true);
 
-    // 3) claimEth forwards all gas: re-entering claimEth (double claim) or executeOrder is refused; paid once.
+    // 3) claimEth forwards all gas: re-entering claimEth (double claim) is refused and the ETH is paid once;
+    // an unguarded commit from the callback sees settled state and keeps the ETH escrow exact.
     await c.setRevertOnReceive(true);
     const o3 = await commitOnly(f, alice, ETH, d18(1));
     await time.increase(5);
@@ -100,6 +104,22 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     expect(e4[0].args.ok, "double claim refused").to.equal(false);
     expect(await ethers.provider.getBalance(await c.getAddress())).to.equal(bal0 + credit);
     expect(await ch.claimableEth(await c.getAddress())).to.equal(0n);
+
+    await c.setRevertOnReceive(true);
+    const o4 = await commitOnly(f, alice, ETH, d18(1));
+    await time.increase(5);
+    await c.execute(o4);
+    await c.setRevertOnReceive(false);
+    await c.armWithValue(await ch.getAddress(), ch.interface.encodeFunctionData("commitOrder", [ETH, d18(1), 2n ** 95n]), fee);
+    const next = await ch.nextOrderId();
+    const rc5 = await (await c.claim()).wait();
+    expect(reentries(c, rc5)[0].args.ok, "a commit from the payout callback is harmless").to.equal(true);
+    expect((await ch.order(next)).executionFee).to.equal(fee);
+    expect(await ch.claimableEth(await c.getAddress())).to.equal(0n);
+    // Escrow stays exact: the ClearingHouse holds exactly the live orders' fees plus claimable credits.
+    let escrow = 0n;
+    for (let id = 0n; id < (await ch.nextOrderId()); id++) escrow += (await ch.order(id)).executionFee;
+    expect(await ethers.provider.getBalance(await ch.getAddress())).to.equal(escrow);
   });
 
   it("a collateral-token hook that executes a pending order during a withdrawal sees the collateral already gone, and cannot re-enter the Vault", async () => {

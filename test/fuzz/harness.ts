@@ -168,6 +168,7 @@ export interface World {
   rt: HardhatEthersSigner; // round-trip trader
   accounts: string[]; // every address that can hold Vault collateral, LP shares or claimable ETH
   idx: Map<string, number>;
+  signerByAddr: Map<string, HardhatEthersSigner>;
   markets: MarketCfg[];
   scale: bigint;
   ch: {
@@ -256,6 +257,7 @@ export async function fuzzWorldFixture(): Promise<World> {
     rt,
     accounts,
     idx,
+    signerByAddr: new Map([...traders, ...lps, ...keepers, rt, f.admin].map((s) => [s.address, s])),
     markets,
     scale: await f.vault.tokenScale(),
     ch: {
@@ -448,6 +450,11 @@ export interface PendingOrder {
   acceptable: bigint;
   commitTime: bigint;
   fee: bigint;
+  expiresAt: bigint;
+  conditional: boolean;
+  trigger: bigint;
+  above: boolean;
+  reduceOnly: boolean;
 }
 
 export class Ghost {
@@ -899,7 +906,30 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
       acceptable: e.args.acceptablePriceD18 as bigint,
       commitTime: ts,
       fee: e.args.executionFee as bigint,
+      expiresAt: e.args.expiresAt as bigint,
+      conditional: false,
+      trigger: 0n,
+      above: false,
+      reduceOnly: false,
     });
+  }
+  for (const e of ev(res, "OrderModified")) {
+    const o = g.pending.get(e.args.orderId as bigint);
+    g.check("order-timing", !!o && o.conditional, () => `modified order ${e.args.orderId} is not a pending conditional order`);
+    if (!o) continue;
+    o.size = e.args.sizeDeltaD18 as bigint;
+    o.acceptable = e.args.acceptablePriceD18 as bigint;
+    o.commitTime = ts; // minDelay starts again
+  }
+  for (const e of ev(res, "OrderTriggerSet")) {
+    const o = g.pending.get(e.args.orderId as bigint);
+    if (!o) continue;
+    o.conditional = true;
+    o.trigger = e.args.triggerPriceD18 as bigint;
+    o.above = e.args.triggerAbove as boolean;
+    o.reduceOnly = e.args.reduceOnly as boolean;
+    o.expiresAt = e.args.expiresAt as bigint;
+    g.check("order-timing", o.expiresAt > ts + w.ch.minDelay && o.trigger > 0n, () => `conditional order ${o.id} accepted with expiry ${o.expiresAt} / trigger ${o.trigger}`);
   }
   const mods = ev(res, "PositionModified");
   for (const e of ev(res, "OrderExecuted")) {
@@ -907,7 +937,20 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     const o = g.pending.get(id);
     g.check("order-timing", !!o, () => `executed unknown order ${id}`);
     if (!o) continue;
-    g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.commitTime + w.ch.maxAge, () => `order ${id} committed ${o.commitTime} executed at ${ts}`);
+    g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.expiresAt, () => `order ${id} committed ${o.commitTime} (expiry ${o.expiresAt}) executed at ${ts}`);
+    if (o.conditional) {
+      const p = pre.markets[o.market].price;
+      g.check("order-timing", o.above ? p >= o.trigger : p <= o.trigger, () => `conditional order ${id} executed at ${p} without its trigger ${o.above ? "≥" : "≤"} ${o.trigger}`);
+    }
+    if (o.reduceOnly) {
+      const i = accountIndex(w, o.account);
+      const pm = mods.find((x) => ethers.getAddress(x.args.account) === o.account && Number(x.args.marketId) === o.market);
+      if (i >= 0 && pm) {
+        const after = pm.args.newSizeD18 as bigint;
+        const before = after - (pm.args.sizeDeltaD18 as bigint);
+        g.check("reduce-only", !increasesRisk(before, after), () => `reduce-only order ${id} moved ${o.account} from ${before} to ${after}`);
+      }
+    }
     const fill = e.args.fillPriceD18 as bigint;
     g.check("order-timing", o.size > 0n ? fill <= o.acceptable : fill >= o.acceptable, () => `order ${id} filled at ${fill} beyond limit ${o.acceptable}`);
     g.pending.delete(id);
@@ -919,13 +962,17 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     if (!o) continue;
     const reason = e.args.reason as string;
     if (reason === "0x") {
-      g.check("order-timing", ts > o.commitTime + w.ch.maxAge, () => `order ${id} cancelled at ${ts} before expiry ${o.commitTime + w.ch.maxAge}`);
+      const byOwner = ethers.getAddress(e.args.by) === o.account;
+      g.check("order-timing", ts > o.expiresAt || (o.conditional && byOwner), () => `order ${id} cancelled by ${e.args.by} at ${ts} before expiry ${o.expiresAt}`);
     } else {
-      g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.commitTime + w.ch.maxAge, () => `order ${id} dropped at execution outside its window`);
+      g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.expiresAt, () => `order ${id} dropped at execution outside its window`);
       const i = accountIndex(w, o.account);
       const before = i >= 0 ? pre.pos[i][o.market].size : 0n;
       const d = decodeError(w, reason);
-      if (i >= 0 && !increasesRisk(before, before + o.size) && mods.length === 0) {
+      // With a pool deficit (NAV < 0) profitable closes are the auto-deleveraging path's job (checked by the
+      // Execute command); with NAV ≥ 0 a close must never be refused for anything but its own price limit.
+      const solvent = pre.navOk && pre.nav >= 0n;
+      if (i >= 0 && solvent && !increasesRisk(before, before + o.size) && mods.length === 0) {
         g.check(
           "close-never-blocked",
           d.name === "ClearingHouseAcceptablePriceExceeded",
@@ -1106,12 +1153,25 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
   const M = res.pre.markets[o.market];
   let expected: string | null = null;
   if (ts < o.commitTime + w.ch.minDelay) expected = "ClearingHouseOrderNotReady";
-  else if (ts > o.commitTime + w.ch.maxAge) expected = "ClearingHouseOrderExpired";
+  else if (ts > o.expiresAt) expected = "ClearingHouseOrderExpired";
   else if (!priceUsable(M, ts, w.markets[o.market].priceMaxAge)) expected = "OracleStale";
+  else if (o.conditional && !(o.above ? M.price >= o.trigger : M.price <= o.trigger)) expected = "ClearingHouseOrderNotTriggered";
   if (expected) {
     g.check("order-timing", !res.ok && res.err?.name === expected, () => `order ${id} at ${ts} (commit ${o.commitTime}) expected ${expected}, got ${res.ok ? "success" : res.err?.name}`);
   } else {
     g.check("order-timing", res.ok, () => `due order ${id} could not be executed: ${res.err?.name}(${(res.err?.args ?? []).map(fmt).join(",")})`);
+  }
+  // A profitable close refused because the pool is insolvent (NAV < 0) must have the ADL exit available.
+  const cancel = res.events.find((e) => e.name === "OrderCancelled");
+  if (cancel && decodeError(w, cancel.args.reason).name === "VaultPoolInsufficient" && res.pre.navOk && res.pre.nav < 0n) {
+    let adlOk = false;
+    try {
+      await w.f.clearingHouse.connect(w.keepers[0]).autoDeleverage.staticCall(o.account, o.market);
+      adlOk = true;
+    } catch {
+      adlOk = false;
+    }
+    g.check("close-never-blocked", adlOk, () => `profitable close of ${o.account} refused at a pool deficit and auto-deleveraging is not available either`);
   }
   return res;
 }
@@ -1187,11 +1247,12 @@ class Cancel extends Base {
     readonly pick: number,
     readonly by: number,
     readonly waitExpiry: boolean,
+    readonly owner = false,
   ) {
     super();
   }
   toString() {
-    return `Cancel(pick ${this.pick}, by${this.by}${this.waitExpiry ? ", after expiry" : ""})`;
+    return `Cancel(pick ${this.pick}, ${this.owner ? "by owner" : "by" + this.by}${this.waitExpiry ? ", after expiry" : ""})`;
   }
   async run(g: Ghost, w: World) {
     g.stats.kind("cancel");
@@ -1200,12 +1261,80 @@ class Cancel extends Base {
     const id = ids[this.pick % ids.length];
     const o = g.pending.get(id)!;
     let dt = 1n;
-    const exp = o.commitTime + w.ch.maxAge;
-    if (this.waitExpiry && g.now + 1n <= exp) dt = exp + 1n - g.now;
+    const exp = o.expiresAt;
+    if (this.waitExpiry && g.now + 1n <= exp && exp - g.now < 7n * 86_400n) dt = exp + 1n - g.now;
     const ts = g.now + dt;
-    const res = await tx(w, g, `${this.toString()} id=${id}`, () => w.f.clearingHouse.connect(signerOf(w, this.by, "any")).cancelOrder(id, { gasLimit: GAS }), dt);
-    const expectOk = ts > exp;
+    const caller = this.owner && w.signerByAddr.has(o.account) ? w.signerByAddr.get(o.account)! : signerOf(w, this.by, "any");
+    const res = await tx(w, g, `${this.toString()} id=${id}`, () => w.f.clearingHouse.connect(caller).cancelOrder(id, { gasLimit: GAS }), dt);
+    const expectOk = ts > exp || (o.conditional && caller.address === o.account);
     g.check("order-timing", res.ok === expectOk && (expectOk || res.err?.name === "ClearingHouseOrderNotExpired"), () => `cancel of order ${id} at ${ts} (expiry ${exp}): ${res.ok ? "ok" : res.err?.name}`);
+  }
+}
+
+/** Conditional orders: limit (buy below / sell above), stop-loss and take-profit (reduce-only on the closing
+ * side), or an arbitrary trigger; valid or invalid expiries. */
+class CommitConditional extends Base {
+  constructor(
+    readonly who: number,
+    readonly m: number,
+    readonly spec: OrderSpec,
+    readonly offsetBps: number,
+    readonly above: boolean,
+    readonly reduceOnly: boolean,
+    readonly lifetime: number,
+  ) {
+    super();
+  }
+  toString() {
+    return `CommitConditional(trader${this.who}, m${this.m}, ${fmt(this.spec)}, trigger ${this.above ? "≥" : "≤"} price${this.offsetBps >= 0 ? "+" : ""}${this.offsetBps}bps, ${this.reduceOnly ? "reduce-only, " : ""}life ${this.lifetime}s)`;
+  }
+  async run(g: Ghost, w: World) {
+    g.stats.kind("conditional");
+    const t = signerOf(w, this.who, "traders");
+    const m = this.m % w.markets.length;
+    const size = sizeFor(w, g, accountIndex(w, t.address), m, this.spec);
+    const p = g.snap.markets[m].price;
+    const trigger = (p * BigInt(10_000 + this.offsetBps)) / 10_000n;
+    const ts = g.now + 1n;
+    const expiresAt = ts + BigInt(this.lifetime);
+    const acceptable = size > 0n ? UINT96_MAX : 0n;
+    const res = await tx(w, g, `${this.toString()} size=${size}`, () =>
+      w.f.clearingHouse.connect(t).commitConditionalOrder(m, size, acceptable, trigger, this.above, this.reduceOnly, expiresAt, { value: w.ch.minFee, gasLimit: GAS }),
+    );
+    const valid = size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n;
+    g.check("order-timing", res.ok === valid, () => `conditional commit (expiry ${expiresAt} at ${ts}) ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
+  }
+}
+
+class Modify extends Base {
+  constructor(
+    readonly pick: number,
+    readonly asOwner: boolean,
+    readonly sizePct: number,
+    readonly offsetBps: number,
+    readonly lifetime: number,
+  ) {
+    super();
+  }
+  toString() {
+    return `ModifyOrder(pick ${this.pick}, ${this.asOwner ? "owner" : "stranger"}, size ${this.sizePct}%, trigger price${this.offsetBps >= 0 ? "+" : ""}${this.offsetBps}bps, life ${this.lifetime}s)`;
+  }
+  async run(g: Ghost, w: World) {
+    g.stats.kind("modify");
+    const ids = [...g.pending.keys()].sort((a, b) => (a < b ? -1 : 1));
+    if (!ids.length) return;
+    const o = g.pending.get(ids[this.pick % ids.length])!;
+    const owner = w.signerByAddr.get(o.account);
+    const caller = this.asOwner && owner ? owner : w.keepers[0];
+    const size = (o.size * BigInt(this.sizePct)) / 100n;
+    const trigger = (g.snap.markets[o.market].price * BigInt(10_000 + this.offsetBps)) / 10_000n;
+    const ts = g.now + 1n;
+    const expiresAt = ts + BigInt(this.lifetime);
+    const res = await tx(w, g, `${this.toString()} id=${o.id}`, () =>
+      w.f.clearingHouse.connect(caller).modifyOrder(o.id, size, o.acceptable, trigger, expiresAt, { gasLimit: GAS }),
+    );
+    const valid = caller.address === o.account && o.conditional && size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n;
+    g.check("order-timing", res.ok === valid, () => `modify of order ${o.id} by ${caller.address} ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
   }
 }
 
@@ -1499,7 +1628,8 @@ class Liquidate extends Base {
     const st = statusOf(w, mg.equity, mg.mm, g.deadline(t.address), ts);
     const res = await tx(w, g, `${this.toString()} predicted ${st}`, () => w.f.clearingHouse.connect(liquidator).liquidate(t.address, { gasLimit: GAS }));
     if (st === STATUS.Liquidatable) {
-      g.check("liq-never-blocked", res.ok || LIQ_ALLOWED_REVERTS.has(res.err?.name ?? ""), () => `Liquidatable ${t.address} could not be liquidated: ${res.err?.name}(${(res.err?.args ?? []).map(fmt).join(",")})`);
+      const insolvent = res.pre.navOk && res.pre.nav < 0n && res.err?.name === "VaultPoolInsufficient";
+      g.check("liq-never-blocked", res.ok || insolvent || LIQ_ALLOWED_REVERTS.has(res.err?.name ?? ""), () => `Liquidatable ${t.address} could not be liquidated: ${res.err?.name}(${(res.err?.args ?? []).map(fmt).join(",")})`);
     } else {
       g.check("liq-only-liquidatable", !res.ok, () => `liquidation of ${t.address} succeeded with predicted status ${st}`);
     }
@@ -1781,7 +1911,19 @@ export function commandArbitrary(): fc.Arbitrary<Cmd> {
     { weight: 4, arbitrary: fc.tuple(who, mkt, orderSpec, limit).map(([a, b, c, d]) => new Commit(a, b, c, d) as Cmd) },
     { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.nat({ max: 1 }), fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })).map(([a, b, c]) => new Execute(a, b, c) as Cmd) },
     { weight: 10, arbitrary: fc.tuple(who, mkt, orderSpec, limit, fc.nat({ max: 1 }), fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 900 }))).map(([a, b, c, d, e, h]) => new Trade(a, b, c, d, e, h) as Cmd) },
-    { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.nat({ max: 6 }), fc.boolean()).map(([a, b, c]) => new Cancel(a, b, c) as Cmd) },
+    { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.nat({ max: 6 }), fc.boolean(), fc.boolean()).map(([a, b, c, d]) => new Cancel(a, b, c, d) as Cmd) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(who, mkt, orderSpec, fc.integer({ min: -600, max: 600 }), fc.boolean(), fc.boolean(), fc.constantFrom(3, 60, 900, 3600, 86_400, 91 * 86_400))
+        .map(([a, b, c, d, e, h, l]) => new CommitConditional(a, b, c, d, e, h, l) as Cmd),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.nat(), fc.boolean(), fc.constantFrom(0, 50, 100, 150), fc.integer({ min: -600, max: 600 }), fc.constantFrom(3, 600, 86_400))
+        .map(([a, b, c, d, e]) => new Modify(a, b, c, d, e) as Cmd),
+    },
     { weight: 2, arbitrary: fc.tuple(fc.nat({ max: 1 }), fc.integer({ min: 1, max: 300_000 })).map(([a, b]) => new LpDeposit(a, b) as Cmd) },
     { weight: 3, arbitrary: fc.tuple(fc.nat({ max: 1 }), fc.integer({ min: 1, max: 100 }), fc.boolean()).map(([a, b, c]) => new LpWithdraw(a, b, c && b < 15) as Cmd) },
     { weight: 8, arbitrary: fc.tuple(mkt, fc.nat({ max: 68_000 }), fc.integer({ min: 1, max: 24 }), fc.integer({ min: -150, max: 150 })).map(([a, b, c, d]) => new PriceMove(a, b, c, d) as Cmd) },

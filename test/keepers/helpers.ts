@@ -132,8 +132,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const tmpDirs: string[] = [];
+process.on("exit", () => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A temporary folder, removed when the test process exits. */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sigma-keeper-${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `sigma-keeper-${prefix}-`));
+  tmpDirs.push(d);
+  return d;
 }
 
 // ------------------------------------------------------------------------------------------ nodes
@@ -293,11 +301,12 @@ export async function commitOrder(l: Local, trader: Wallet, marketId: number, si
  * the admin, not by a keeper).
  */
 export async function openLongs(l: Local, traders: Wallet[], collateralUsd: string, sizeEth: string, marketId = 0): Promise<void> {
-  // Traders in parallel (each its own sender; the admin's NonceManager serializes its nonces).
+  // The admin's transactions one by one (hardhat's automine refuses a nonce that arrives early), then the
+  // traders in parallel, each sending its own in order.
+  for (const t of traders) await (await l.d.token.mint(t.address, parseUnits(collateralUsd, 6))).wait();
   const ids = await Promise.all(
     traders.map(async (t) => {
       const token = l.d.token.connect(t);
-      await (await l.d.token.mint(t.address, parseUnits(collateralUsd, 6))).wait();
       await (await token.approve(await l.d.vault.getAddress(), MaxUint256)).wait();
       await (await l.d.vault.connect(t).deposit(t.address, parseUnits(collateralUsd, 6))).wait();
       return commitOrder(l, t, marketId, parseUnits(sizeEth, 18));

@@ -9,11 +9,6 @@ import { sigmaFixture, setPrice, setVol, usdc, d18, Fixture, chEvents } from "..
 import { STATUS } from "../clearinghouse/math";
 import { ETH, BTC, JOB, checkUpkeep, coder, encodePerform, execOrder } from "./helpers";
 
-function decodePerform(performData: string) {
-  const [job, inner] = coder.decode(["uint8", "bytes"], performData);
-  return { job: Number(job), inner: inner as string };
-}
-
 /** Three ETH traders — 2× (safe), 20× (thin: margin call at σ 150%), 29× (reckless: liquidatable at σ 150%) —
  * and a fourth account that never trades. All four are tracked by the Automation contract. */
 async function automationFixture() {

@@ -70,11 +70,12 @@ function realizedVolPercent(closes: number[]): number {
 const answer = (usd: number) => parseUnits(usd.toFixed(8), 8);
 
 const CANDLES = loadCandles();
-/** Leverage and side of the twenty traders, in the order they open (high leverage first, while the skew
- * premium is small; shorts interleaved). */
+/** Leverage and side of the twenty traders, in the order they open: high leverage first, while the skew
+ * premium is small, shorts interleaved. The production parameters (z_im = 6) at the listing σ of 80% (the
+ * estimator's starting value; the feed says 50%) allow about 17×. */
 const POPULATION: [number, "long" | "short"][] = [
-  [28, "long"], [25, "short"], [25, "long"], [15, "short"], [22, "long"], [8, "short"], [20, "long"], [4, "short"],
-  [18, "long"], [16, "long"], [14, "long"], [12, "long"], [10, "long"], [8, "long"], [6, "long"], [5, "long"],
+  [15, "long"], [14, "short"], [14, "long"], [12, "short"], [13, "long"], [8, "short"], [12, "long"], [4, "short"],
+  [11, "long"], [10, "long"], [10, "long"], [9, "long"], [8, "long"], [7, "long"], [6, "long"], [5, "long"],
   [4, "long"], [3, "long"], [2, "long"], [12, "long"],
 ];
 const COLLATERAL = 2000;
@@ -132,7 +133,7 @@ describe(`risk engine: crash replay (${HAVE_DATA ? "real ETH/USD hourly data, 20
 
     /** One keeper pass: poke σ, flag margin calls, liquidate; then the end-of-step invariants. */
     const keeperStep = async (where: string) => {
-      await f.riskManager.connect(f.keeper).pokeVolatility(ETH);
+      await f.riskManager.connect(f.keeper).pokeVolatility(ETH, { gasLimit: 2_000_000 });
       const before = await snapshot(`${where}, after the poke`);
       const liq = accounts.filter((_, i) => BigInt(before.status[i]) === STATUS.Liquidatable);
       for (const a of accounts.filter((_, i) => BigInt(before.status[i]) === STATUS.MarginCallable)) {

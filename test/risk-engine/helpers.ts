@@ -1,13 +1,15 @@
-// Shared helpers of the risk-engine tests: a bigint mirror of the volatility engine (FixedPointMath.exp2NegD18,
-// VolatilityEstimator, RiskManager's poke with hysteresis), fixtures that use the on-chain estimator, and small
-// chain glue (explicitly timestamped price rounds, cancellation reasons, Automation's off-chain check).
+// Shared helpers of the risk-engine tests: a bigint mirror of the volatility engine (FixedPointMath.exp2NegD18
+// with its table derived independently, the normative sdk/volatility.ts estimator behind RiskManager's fold
+// rules, the poke with hysteresis), fixtures that use the on-chain estimator, and small chain glue (explicitly
+// timestamped price rounds, cancellation reasons, Automation's off-chain check).
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { AbiCoder, parseUnits } from "ethers";
 import { deployFixture, Fixture, chEvents, usdc } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE, MarketSpec } from "../../scripts/lib/params";
-import { WAD, YEAR, mulDiv, isqrt, min, max, baseRatios, RiskParams } from "../clearinghouse/math";
+import { WAD, mulDiv, isqrt, min, max, baseRatios, RiskParams } from "../clearinghouse/math";
+import { VolatilityEstimator, VolatilityState } from "../../sdk/volatility";
 import type { MockV3Aggregator } from "../../typechain-types";
 
 export { WAD };
@@ -27,71 +29,104 @@ export const JOB = { POKE: 0, ORDERS: 1, ACCOUNTS: 2 } as const;
 
 // ===================================================================== exp2 and the estimator, in bigint
 
-/** ln 2 in D18, rounded down (FixedPointMath.LN2_D18). */
-export const LN2_D18 = 693147180559945309n;
+/** ⌊2^(−2^(−i))·1e36⌋ for i = 1..64, derived here independently: 2^(2^−i) by i nested integer square roots of
+ * 2 at 1e100 precision, then inverted. (FixedPointMath.EXP2_FRACTION_D36 must equal it.) */
+export const EXP2_TABLE: readonly bigint[] = (() => {
+  const P = 10n ** 100n;
+  const out: bigint[] = [];
+  let s = 2n * P;
+  for (let i = 1; i <= 64; i++) {
+    s = isqrt(s * P); // 2^(2^−i)·P, rounded down
+    out.push((10n ** 36n * P) / s);
+  }
+  return out;
+})();
 
-/** 2^(−x) in D18 by FixedPointMath's algorithm, operation for operation: x = n + f, e^(−f·ln2) by its Taylor
- * series (positive and negative terms summed apart, stop at the first zero term, ≤ 40 terms), then >> n. */
+/** 2^(−x) in D18 by FixedPointMath's algorithm, operation for operation: x = n + f; the 64 binary digits of f
+ * select factors 2^(−2^(−i)) multiplied at 1e36 precision (each product floored), then ⌊⌊r/2^n⌋/1e18⌋. */
 export function exp2NegD18(x: bigint): bigint {
   const n = x / WAD;
-  if (n >= 60n) return 0n;
-  const y = ((x % WAD) * LN2_D18) / WAD;
-  let pos = WAD;
-  let neg = 0n;
-  let term = WAD;
-  for (let k = 1n; k <= 40n; k++) {
-    term = (term * y) / (k * WAD);
-    if (term === 0n) break;
-    if (k % 2n === 1n) neg += term;
-    else pos += term;
+  if (n >= 120n) return 0n;
+  const fb = ((x % WAD) << 64n) / WAD;
+  let r = 10n ** 36n;
+  for (let i = 1; i <= 64; i++) {
+    if (((fb >> BigInt(64 - i)) & 1n) === 1n) r = (r * EXP2_TABLE[i - 1]) / 10n ** 36n;
   }
-  return (pos - neg) >> n;
+  return (r >> n) / WAD;
 }
 
-/** VolatilityEstimator's 24 h half-life of the variance EWMA. */
-export const ESTIMATOR_HALF_LIFE = 86_400n;
-
-/** The on-chain estimator's state and fold, mirrored from VolatilityEstimator.sol. */
+/** The market's on-chain estimator, mirrored by the normative TypeScript estimator (sdk/volatility.ts) plus the
+ * RiskManager's fold rule (non-positive, not-newer and future rounds are skipped). */
 export class EstimatorMirror {
-  lastUpdatedAt = 0n;
-  lastPrice = 0n;
-  variance = 0n;
+  readonly e = new VolatilityEstimator();
 
-  static fromChain(s: { lastUpdatedAt: bigint; lastPriceD18: bigint; varianceD18: bigint }): EstimatorMirror {
-    const e = new EstimatorMirror();
-    e.lastUpdatedAt = s.lastUpdatedAt;
-    e.lastPrice = s.lastPriceD18;
-    e.variance = s.varianceD18;
-    return e;
+  /** A mirror starting from the chain's current state. */
+  static fromChain(st: any): EstimatorMirror {
+    const m = new EstimatorMirror();
+    const state: VolatilityState = {
+      initialized: st.initialized,
+      lastPriceD18: st.lastPriceD18,
+      lastTime: st.lastTime,
+      anchorPriceD18: st.anchorPriceD18,
+      anchorTime: st.anchorTime,
+      maxExcursionD18: st.maxExcursionD18,
+      variancesD18: [...st.variancesD18],
+      longRunVarD18: st.longRunVarD18,
+      tailVarD18: st.tailVarD18,
+      hourFactorsD18: [...st.hourFactorsD18],
+      dayFactorsD18: [...st.dayFactorsD18],
+      hourSumD18: st.hourSumD18,
+      daySumD18: st.daySumD18,
+      rounds: 0,
+      periods: 0,
+    };
+    (m.e as any).s = state;
+    return m;
+  }
+  get lastTime(): bigint {
+    return this.e.state().lastTime;
   }
   initialized() {
-    return this.lastUpdatedAt !== 0n;
+    return this.e.state().initialized;
   }
-  init(p: bigint, t: bigint) {
-    this.lastPrice = p;
-    this.lastUpdatedAt = t;
-  }
-  /** Folds one round in; returns |r| (D18). */
-  update(p: bigint, t: bigint): bigint {
-    const last = this.lastPrice;
-    const dt = t - this.lastUpdatedAt;
-    const move = mulDiv(p > last ? p - last : last - p, WAD, last);
-    const sample = mulDiv(move * move, YEAR, dt * WAD);
-    const w = exp2NegD18((dt * WAD) / ESTIMATOR_HALF_LIFE);
-    this.variance = mulDiv(this.variance, w, WAD) + mulDiv(sample, WAD - w, WAD);
-    this.lastPrice = p;
-    this.lastUpdatedAt = t;
-    return move;
-  }
-  /** RiskManager's fold rule: non-positive, not-newer and future rounds are skipped. Returns whether folded. */
+  /** RiskManager._foldRound: returns whether the round (8-decimal answer) was folded. */
   fold(answer8: bigint, t: bigint, now: bigint): boolean {
-    if (answer8 <= 0n || t <= this.lastUpdatedAt || t > now) return false;
-    this.update(answer8 * 10n ** 10n, t);
+    if (answer8 <= 0n || t <= this.lastTime || t > now) return false;
+    this.e.update(answer8 * 10n ** 10n, t);
     return true;
   }
-  sigma(): bigint {
-    return isqrt(this.variance * WAD);
+  sigma(now: bigint): bigint {
+    return this.e.sigmaD18(now);
   }
+  /** σ before the hour-of-day × day-of-week factor: √(max(blend, floor·L) + wT·T). Under a constant price this
+   * can only fall. */
+  baseVariance(): bigint {
+    const s = this.e.state();
+    const c = this.e.config;
+    const blend = s.variancesD18.reduce((a, v, k) => a + c.weightsD18[k] * v, 0n) / WAD;
+    const floor = (c.longRunFloorD18 * s.longRunVarD18) / WAD;
+    return (blend > floor ? blend : floor) + (c.tailWeightD18 * s.tailVarD18) / WAD;
+  }
+  seasonalFactor(now: bigint): bigint {
+    return this.e.seasonalFactorD18(now);
+  }
+}
+
+/** The chain's estimator state equals the mirror's, field by field. */
+export async function expectEstimatorMatches(f: Fixture, m: number, mirror: EstimatorMirror) {
+  const st = await f.riskManager.estimatorState(m);
+  const e = mirror.e.state();
+  expect(
+    [st.lastTime, st.lastPriceD18, st.anchorTime, st.anchorPriceD18, st.maxExcursionD18, [...st.variancesD18], st.longRunVarD18, st.tailVarD18],
+    "estimator state",
+  ).to.deep.equal([e.lastTime, e.lastPriceD18, e.anchorTime, e.anchorPriceD18, e.maxExcursionD18, e.variancesD18, e.longRunVarD18, e.tailVarD18]);
+  expect([[...st.hourFactorsD18], [...st.dayFactorsD18], st.hourSumD18, st.daySumD18], "seasonal profile").to.deep.equal([
+    e.hourFactorsD18,
+    e.dayFactorsD18,
+    e.hourSumD18,
+    e.daySumD18,
+  ]);
+  return st;
 }
 
 /** σ the poke stores: rises at once, falls decay toward the target with `halfLife` (RiskManager._poke). */
@@ -110,11 +145,17 @@ export function pokedSigma(prev: bigint, prevUpdatedAt: bigint, target: bigint, 
   return { sigma, updatedAt };
 }
 
-/** The configured sources' σ, clamped to [σ_min, σ_max]; 0 when none is usable (RiskManager._targetSigma). */
-export function targetSigma(source: bigint, feedSigma: bigint, estimator: EstimatorMirror, p: { sigmaMinD18: bigint; sigmaMaxD18: bigint }) {
+/** The configured sources' σ at `now`, clamped to [σ_min, σ_max]; 0 when none is usable (RiskManager._targetSigma). */
+export function targetSigma(
+  source: bigint,
+  feedSigma: bigint,
+  estimator: EstimatorMirror,
+  p: { sigmaMinD18: bigint; sigmaMaxD18: bigint },
+  now: bigint,
+) {
   let t = 0n;
   if (source !== SIGMA_SOURCE.ESTIMATOR) t = feedSigma;
-  if (source !== SIGMA_SOURCE.FEED && estimator.initialized()) t = max(t, estimator.sigma());
+  if (source !== SIGMA_SOURCE.FEED && estimator.initialized()) t = max(t, estimator.sigma(now));
   if (t === 0n) return 0n;
   return min(max(t, p.sigmaMinD18), p.sigmaMaxD18);
 }

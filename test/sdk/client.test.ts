@@ -9,8 +9,9 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import fc from "fast-check";
+import { parseUnits } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
-import { Fixture, sigmaFixture, setPrice, usdc, d18, ETH, BTC } from "../fixture";
+import { Fixture, sigmaFixture, sigma18Fixture, setPrice, usdc, d18, ETH, BTC } from "../fixture";
 import { buildDeploymentFile, writeDeploymentFile } from "../../scripts/lib/deployment-file";
 import { SigmaClient, AccountStatus, TradePreview } from "../../sdk";
 
@@ -224,7 +225,6 @@ describe("SigmaClient (end to end on the fixture)", function () {
       });
 
       const st = AccountStatus[p.before.status];
-      if (process.env.SDK_DEBUG) console.log(st, p.before.equityD18 / 10n ** 18n, p.before.maintenanceRequirementD18 / 10n ** 18n, p.before.healthD18 * 100n / 10n ** 18n, a.moves);
       stats.statusBefore.set(st, (stats.statusBefore.get(st) ?? 0) + 1);
 
       await time.setNextBlockTimestamp(at);
@@ -265,21 +265,28 @@ describe("SigmaClient (end to end on the fixture)", function () {
       if (a.pause) await f.riskManager.connect(f.admin).setOpeningPaused(a.market, false);
     }
 
-    it("random trades, price moves, margin calls and pauses", async function () {
-      await fc.assert(
-        fc.asyncProperty(scenario, async (sc) => {
-          const f = await loadFixture(sigmaFixture);
-          const { client } = await clientFor(f);
-          for (let i = 0; i < 3; i++) {
-            const c = client.connect(f.traders[i]);
-            const amount = usdc(sc.collateral[i]);
-            await (await (i === 0 ? c.depositWithPermit(amount) : c.deposit(amount))).wait();
-          }
-          for (const a of sc.actions) await step(f, client, a, sc.collateral);
-        }),
-        { numRuns: E2E_RUNS },
-      );
-      expect(stats.filled).to.be.greaterThan(0);
-    });
+    const cases = [
+      { name: "6-decimal collateral (USDC)", fixture: sigmaFixture, decimals: 6, runs: E2E_RUNS },
+      { name: "18-decimal collateral", fixture: sigma18Fixture, decimals: 18, runs: 5 },
+    ];
+    for (const c of cases) {
+      it(`random trades, price moves, margin calls and pauses: ${c.name}`, async function () {
+        const filledBefore = stats.filled;
+        await fc.assert(
+          fc.asyncProperty(scenario, async (sc) => {
+            const f = await loadFixture(c.fixture);
+            const { client } = await clientFor(f);
+            for (let i = 0; i < 3; i++) {
+              const tc = client.connect(f.traders[i]);
+              const amount = parseUnits(String(sc.collateral[i]), c.decimals);
+              await (await (i === 0 ? tc.depositWithPermit(amount) : tc.deposit(amount))).wait();
+            }
+            for (const a of sc.actions) await step(f, client, a, sc.collateral);
+          }),
+          { numRuns: c.runs },
+        );
+        expect(stats.filled).to.be.greaterThan(filledBefore);
+      });
+    }
   });
 });

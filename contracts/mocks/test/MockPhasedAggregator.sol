@@ -35,6 +35,14 @@ contract MockPhasedAggregator is AggregatorV3Interface {
         latestRoundId = roundId;
     }
 
+    /// @notice Appends many rounds to the current phase in one transaction (long replays in tests).
+    function pushRounds(int256[] calldata answers, uint256[] calldata updatedAts) external {
+        require(answers.length == updatedAts.length, "length");
+        for (uint256 i; i < answers.length; ++i) {
+            pushRound(answers[i], updatedAts[i]);
+        }
+    }
+
     /// @notice Appends a round timestamped now.
     function updateAnswer(int256 answer) external {
         pushRound(answer, block.timestamp);

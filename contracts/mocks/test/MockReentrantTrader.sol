@@ -15,6 +15,7 @@ contract MockReentrantTrader {
     IVault public immutable vault;
     address public hookTarget;
     bytes public hookData;
+    uint256 public hookValue;
     bool public revertOnReceive;
 
     event Reentered(address target, bool ok, bytes4 selector, uint256 gasLeft);
@@ -27,6 +28,14 @@ contract MockReentrantTrader {
     function arm(address target, bytes calldata data) external {
         hookTarget = target;
         hookData = data;
+        hookValue = 0;
+    }
+
+    /// @notice Arms a re-entry that forwards `value` wei (e.g. an execution fee for a commit from the hook).
+    function armWithValue(address target, bytes calldata data, uint256 value) external {
+        hookTarget = target;
+        hookData = data;
+        hookValue = value;
     }
 
     function setRevertOnReceive(bool v) external {
@@ -66,7 +75,7 @@ contract MockReentrantTrader {
         address target = hookTarget;
         if (target != address(0)) {
             hookTarget = address(0); // one shot
-            (bool ok, bytes memory ret) = target.call(hookData);
+            (bool ok, bytes memory ret) = target.call{value: hookValue}(hookData);
             bytes4 sel;
             if (ret.length >= 4) sel = bytes4(ret);
             emit Reentered(target, ok, sel, gasleft());
