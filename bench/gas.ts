@@ -42,6 +42,10 @@ async function main() {
     await network.provider.send("evm_increaseTime", [s]);
     await network.provider.send("evm_mine", []);
   };
+  // Orders execute only at a Chainlink round published after their commit: a heartbeat round on both feeds.
+  const heartbeat = async () => {
+    for (const f of d.priceFeeds) await f.updateAnswer(await f.latestAnswer());
+  };
   const used = async (p: Promise<any>) => Number((await (await p).wait()).gasUsed);
   const commit = async (t: any, m: number, size: bigint) => {
     const rc = await (await ch.connect(t).commitOrder(m, size, size > 0n ? 2n ** 95n : 0n, { value: fee })).wait();
@@ -63,6 +67,7 @@ async function main() {
   for (const m of [0, 1]) {
     const o = await commit(c, m, parseUnits("1", 18));
     await advance(minDelay);
+    await heartbeat();
     await ch.connect(keeper).executeOrder(o.id);
   }
 
@@ -73,47 +78,56 @@ async function main() {
   // First position ever of this account (its account slot is written for the first time).
   let o = await commit(a, 0, parseUnits("5", 18));
   await advance(minDelay);
+    await heartbeat();
   gas.executeOrderOpenFirstEver = await used(ch.connect(keeper).executeOrder(o.id));
   o = await commit(a, 0, -parseUnits("5", 18));
   await advance(minDelay);
+    await heartbeat();
   await ch.connect(keeper).executeOrder(o.id);
 
   // An active trader opens a position in a market they have not traded before.
   o = await commit(a, 1, parseUnits("0.1", 18));
   await advance(minDelay);
+    await heartbeat();
   gas.executeOrderOpenNewMarket = await used(ch.connect(keeper).executeOrder(o.id));
   o = await commit(a, 1, -parseUnits("0.1", 18));
   await advance(minDelay);
+    await heartbeat();
   await ch.connect(keeper).executeOrder(o.id);
 
   // A returning trader opens a new position in a market they traded before: the common case.
   o = await commit(a, 0, parseUnits("5", 18));
   gas.commitOrder = o.gas;
   await advance(minDelay);
+    await heartbeat();
   gas.executeOrderOpen = await used(ch.connect(keeper).executeOrder(o.id));
 
   o = await commit(a, 0, parseUnits("2", 18));
   await advance(minDelay);
+    await heartbeat();
   gas.executeOrderIncrease = await used(ch.connect(keeper).executeOrder(o.id));
 
   o = await commit(a, 0, -parseUnits("7", 18));
   await advance(minDelay);
+    await heartbeat();
   gas.executeOrderClose = await used(ch.connect(keeper).executeOrder(o.id));
 
   o = await commit(a, 0, -parseUnits("1", 18));
   await advance(minDelay);
+    await heartbeat();
   await ch.connect(keeper).executeOrder(o.id);
   gas.withdrawWithPosition = await used(vault.connect(a).withdraw(usdc("100"), a.address));
 
   // Liquidation, in the steady state: the keeper has earned rewards before and the market's rate-limit window
-  // is live. Each victim holds 15 ETH at ~30× on 1,000 USDC; a 2.5% drop puts them below the hard floor.
+  // is live. Each victim holds 12 ETH at ~24× on 1,000 USDC; a 2.5% drop puts them below the hard floor.
   const victims = traders.slice(3, 6);
   for (const v of victims) {
     await token.mint(v.address, usdc("1000"));
     await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
     await vault.connect(v).deposit(v.address, usdc("1000"));
-    const ov = await commit(v, 0, parseUnits("15", 18));
+    const ov = await commit(v, 0, parseUnits("12", 18));
     await advance(minDelay);
+    await heartbeat();
     await ch.connect(keeper).executeOrder(ov.id);
   }
   await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
@@ -134,8 +148,9 @@ async function main() {
     await token.mint(v.address, usdc("1000"));
     await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
     await vault.connect(v).deposit(v.address, usdc("1000"));
-    const ov = await commit(v, 0, -parseUnits("14", 18));
+    const ov = await commit(v, 0, -parseUnits("13", 18));
     await advance(minDelay);
+    await heartbeat();
     await d.priceFeeds[0].updateAnswer(parseUnits("1950", PRICE_FEED_DECIMALS));
     await ch.connect(keeper).executeOrder(ov.id);
     await d.priceFeeds[0].updateAnswer(parseUnits("2030", PRICE_FEED_DECIMALS));
@@ -149,8 +164,9 @@ async function main() {
     await token.mint(v.address, usdc("1000"));
     await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
     await vault.connect(v).deposit(v.address, usdc("1000"));
-    const ov = await commit(v, 0, parseUnits("15", 18));
+    const ov = await commit(v, 0, parseUnits("12", 18));
     await advance(minDelay);
+    await heartbeat();
     await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
     await ch.connect(keeper).executeOrder(ov.id);
     // Find a price where the account is margin-callable (below MM, above the hard floor).
@@ -170,8 +186,9 @@ async function main() {
       await token.mint(v.address, usdc("1000"));
       await token.connect(v).approve(await vault.getAddress(), ethers.MaxUint256);
       await vault.connect(v).deposit(v.address, usdc("1000"));
-      const ov = await commit(v, 0, parseUnits("15", 18));
+      const ov = await commit(v, 0, parseUnits("12", 18));
       await advance(minDelay);
+    await heartbeat();
       await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
       await ch.connect(keeper).executeOrder(ov.id);
     }

@@ -29,6 +29,8 @@ export const RACE_ERRORS = new Set([
 /** Errors that mean "not now". */
 export const WAIT_ERRORS = new Set([
   "ClearingHouseOrderNotReady",
+  "ClearingHouseAwaitingPriceRound", // no Chainlink round since the order's commit yet
+  "ClearingHouseOrderNotTriggered", // a conditional order whose trigger is not met
   "ClearingHouseOrderNotExpired",
   "ClearingHouseLiquidationsPaused",
   "ClearingHouseLiquidationRateLimited", // the market's liquidation allowance for this window is used up

@@ -4,6 +4,7 @@ import { parseUnits } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { deploySigma, DeployOptions, SigmaDeployment, PRICE_FEED_DECIMALS, VOL_FEED_DECIMALS } from "../scripts/lib/deploy";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
+import { MockV3Aggregator__factory } from "../typechain-types";
 
 /** Markets of the unit-test fixture: σ from the Chainlink volatility feed alone, so that price moves made by a
  * test do not also move σ through the on-chain estimator (which has its own tests). */
@@ -99,8 +100,17 @@ export async function trade(
     .find((e) => e?.name === "OrderCommitted");
   const orderId = ev!.args.orderId as bigint;
   await time.increase(Number(await f.clearingHouse.minDelay()));
+  await publishRound(f, marketId);
   const exec = await f.clearingHouse.connect(f.keeper).executeOrder(orderId);
   return { orderId, receipt: await exec.wait() };
+}
+
+/** Publishes a new Chainlink round at the current answer (a heartbeat): an order executes only at a round
+ * published after its commit. */
+export async function publishRound(f: Fixture, marketId: number) {
+  const [feedAddress] = await f.riskManager.marketFeeds(marketId);
+  const feed = MockV3Aggregator__factory.connect(feedAddress, f.admin);
+  await feed.updateAnswer(await feed.latestAnswer());
 }
 
 /** Parses the clearinghouse's logs of a receipt. */

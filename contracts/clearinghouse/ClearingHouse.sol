@@ -192,6 +192,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         if (block.timestamp > expiresAt) revert ClearingHouseOrderExpired(orderId, expiresAt);
         // Read outside the try: an unusable oracle must revert (the order waits), not cancel the order.
         IRiskManager.MarketRisk memory r = riskManager.marketRisk(o.marketId, false);
+        if (r.priceUpdatedAt <= o.commitTime) revert ClearingHouseAwaitingPriceRound(orderId, r.priceUpdatedAt, o.commitTime);
         if (o.flags & ORDER_CONDITIONAL != 0) {
             uint256 trigger = _triggers[orderId].triggerPriceD18;
             bool met = o.flags & ORDER_TRIGGER_ABOVE != 0 ? r.priceD18 >= trigger : r.priceD18 <= trigger;
@@ -602,12 +603,12 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarginAccount
-    function netExposureD18() external view returns (uint256 total) {
+    function openInterestNotionalD18() external view returns (uint256 total) {
         uint256 n = riskManager.marketCount();
         for (uint256 m; m < n; ++m) {
-            int256 skew = _markets[m].skewD18;
-            if (skew == 0) continue;
-            total += MarginMath.notionalUpD18(SignedMath.abs(skew), riskManager.priceD18(m));
+            uint256 oi = uint256(_markets[m].oiLongD18) + _markets[m].oiShortD18;
+            if (oi == 0) continue;
+            total += MarginMath.notionalUpD18(oi, riskManager.priceD18(m));
         }
     }
 

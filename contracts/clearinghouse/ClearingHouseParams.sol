@@ -41,6 +41,8 @@ library ClearingHouseParams {
     /// @notice Sets every parameter to its default (construction).
     function setDefaults(Params storage p, uint256 scale) public {
         set(p, MIN_DELAY, 5, scale);
+        // An order waits for the first Chainlink round after its commit: on a feed whose heartbeat is longer
+        // than this and whose price barely moves, raise maxAge (governance) or orders expire and are refunded.
         set(p, MAX_AGE, 10 minutes, scale);
         set(p, MIN_EXECUTION_FEE, 0.0001 ether, scale);
         set(p, LIQ_REWARD_SHARE, 0.2e18, scale);

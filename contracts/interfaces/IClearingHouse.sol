@@ -128,6 +128,9 @@ interface IClearingHouse is IMarginAccount {
     error ClearingHouseOrderNotReady(uint256 orderId, uint256 executableAt);
     /// @notice Executed after `maxAge`: cancel it instead.
     error ClearingHouseOrderExpired(uint256 orderId, uint256 expiresAt);
+    /// @notice No Chainlink price round has been published since the order was committed: executing at the
+    /// round its owner already knew would allow latency arbitrage, so the order waits for the next round.
+    error ClearingHouseAwaitingPriceRound(uint256 orderId, uint256 priceUpdatedAt, uint256 commitTime);
     /// @notice A conditional order's trigger is not met at the current oracle price.
     error ClearingHouseOrderNotTriggered(uint256 orderId, uint256 priceD18, uint256 triggerPriceD18);
     /// @notice A reduce-only order would open or increase a position.

@@ -16,7 +16,7 @@ interface ILiquidityPool {
     /// @notice Sets the share of traders' net exposure the pool keeps in reserve (withdrawals stop there).
     function setReserveFactor(uint256 reserveFactorD18) external;
 
-    /// @notice Assets the pool must keep to back open interest: netExposure · reserveFactor, token units.
+    /// @notice Assets the pool must keep to back open interest: gross OI notional · reserveFactor, token units.
     function reservedAssets() external view returns (uint256);
 
     /// @notice Assets LPs may withdraw in total right now: min(pool cash, NAV − reserved).

@@ -15,6 +15,8 @@ interface IMarginAccount {
     /// @notice Called by the Vault after collateral is added to `account`: clears a margin call the deposit cured.
     function onCollateralAdded(address account) external;
 
-    /// @notice Notional the pool must keep in reserve: Σ over markets of |skew|·price, D18.
-    function netExposureD18() external view returns (uint256);
+    /// @notice Gross open interest notional, Σ over markets of (long OI + short OI)·price, D18. The pool keeps
+    /// a share of it in reserve: winners are paid from the pool's cash even when losers' losses (which net
+    /// them out in the NAV) are not cash yet.
+    function openInterestNotionalD18() external view returns (uint256);
 }

@@ -80,6 +80,7 @@ interface IRiskManager {
         uint256 maxFundingRateD18;
         uint256 oiCapRatioD18;
         uint256 breakers; // bitmask of BREAKER_* flags; non-zero means reduce-only
+        uint256 priceUpdatedAt; // updatedAt of the price round in use
     }
 
     /// @notice Emitted when a market is listed.

@@ -21,6 +21,9 @@ interface IVault {
     /// @notice The one path for bad debt: a trader's negative balance covered by the insurance fund first,
     /// then absorbed (socialized) by the liquidity pool.
     event BadDebtCovered(address indexed account, uint256 shortfall, uint256 fromInsurance, uint256 socializedToPool);
+    /// @notice A trader's realized profit exceeded what the pool holds: the pool paid `fromPool`, the insurance
+    /// fund `fromInsurance`, and `forfeited` was not paid (the last-resort socialization of a pool deficit).
+    event ProfitHaircut(address indexed account, uint256 profit, uint256 fromPool, uint256 fromInsurance, uint256 forfeited);
     /// @notice Someone topped up the insurance fund.
     event InsuranceDeposited(address indexed from, uint256 amount);
     /// @notice Admin moved accrued protocol fees out.

@@ -63,7 +63,7 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
 
     /// @inheritdoc ILiquidityPool
     function reservedAssets() public view returns (uint256) {
-        return Math.mulDiv(clearingHouse.netExposureD18(), reserveFactorD18, 1e18 * vault.tokenScale(), Math.Rounding.Ceil);
+        return Math.mulDiv(clearingHouse.openInterestNotionalD18(), reserveFactorD18, 1e18 * vault.tokenScale(), Math.Rounding.Ceil);
     }
 
     /// @inheritdoc ILiquidityPool
@@ -72,6 +72,19 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
         uint256 reserved = reservedAssets();
         if (nav <= reserved) return 0;
         return Math.min(nav - reserved, vault.poolBalance());
+    }
+
+    /// @notice No deposits while shares exist but NAV is zero or negative: a new deposit would otherwise buy
+    /// the existing LPs' claim on a recovery for nothing.
+    function maxDeposit(address receiver) public view override returns (uint256) {
+        if (totalSupply() > 0 && totalAssets() == 0) return 0;
+        return super.maxDeposit(receiver);
+    }
+
+    /// @notice Same rule as `maxDeposit`.
+    function maxMint(address receiver) public view override returns (uint256) {
+        if (totalSupply() > 0 && totalAssets() == 0) return 0;
+        return super.maxMint(receiver);
     }
 
     /// @notice At most the owner's assets and what the reserve leaves free.

@@ -61,6 +61,7 @@ contract RiskManager is IRiskManager, AccessControl {
         uint64 imrD18;
         uint40 sigmaUpdatedAt;
         uint8 flags; // BREAKER_SIGMA | BREAKER_PRICE_JUMP, set by pokes
+        uint16 priceJumpBps; // PriceJumpBreaker at 1 bp resolution, next to σ for the per-trade check
         // slot 3
         uint128 skewScaleD18;
         uint64 takerFeeD18;
@@ -217,6 +218,8 @@ contract RiskManager is IRiskManager, AccessControl {
             sigma = m.params.sigmaMaxD18;
             updatedAt = block.timestamp;
         }
+        // Governance may have moved the bounds since σ was stored: the stored σ never leaves them.
+        sigma = Math.min(Math.max(sigma, m.params.sigmaMinD18), m.params.sigmaMaxD18);
         if (sigma > m.params.sigmaBreakerD18) flags |= BREAKER_SIGMA;
         else flags &= ~BREAKER_SIGMA;
         _storeSigma(marketId, sigma, updatedAt, flags, folded, e.lastRoundId);
@@ -261,7 +264,7 @@ contract RiskManager is IRiskManager, AccessControl {
                 return (0, false);
             }
             uint256 moveD18 = e.update(p, updatedAt);
-            if (moveD18 > _markets[marketId].params.priceJumpBreakerD18) {
+            if (moveD18 > uint256(_hot[marketId].priceJumpBps) * 1e14) {
                 emit PriceJumpDetected(marketId, roundId, moveD18);
                 return (1, true);
             }
@@ -366,6 +369,7 @@ contract RiskManager is IRiskManager, AccessControl {
         r.priceD18 = ChainlinkOracle.validateAndScale(
             address(h.priceFeed), answer, updatedAt, h.priceDecimals, forLiquidation ? h.liqPriceMaxAge : h.priceMaxAge
         );
+        r.priceUpdatedAt = updatedAt;
         r.sigmaD18 = h.sigmaD18;
         r.mmrD18 = h.mmrD18;
         r.imrD18 = h.imrD18;
@@ -377,6 +381,13 @@ contract RiskManager is IRiskManager, AccessControl {
         r.maxFundingRateD18 = h.maxFundingRateD18;
         r.oiCapRatioD18 = h.oiCapRatioD18;
         uint256 b = h.flags;
+        // A round not folded yet that jumped from the last folded price trips the breaker at once, so nobody
+        // opens at an outlier between its publication and the next poke.
+        uint256 folded = _estimators[marketId].lastPriceD18;
+        if (folded != 0) {
+            uint256 move = Math.mulDiv(r.priceD18 > folded ? r.priceD18 - folded : folded - r.priceD18, FixedPointMath.WAD, folded);
+            if (move > uint256(h.priceJumpBps) * 1e14) b |= BREAKER_PRICE_JUMP;
+        }
         if (h.openingPaused) b |= BREAKER_OPENING_PAUSED;
         if (block.timestamp - updatedAt > h.liqPriceMaxAge) b |= BREAKER_PRICE_STALE;
         if (block.timestamp - h.sigmaUpdatedAt > h.volMaxAge) b |= BREAKER_VOL_STALE;
@@ -462,6 +473,7 @@ contract RiskManager is IRiskManager, AccessControl {
         h.sizeAddOnD18 = p.sizeAddOnD18;
         h.liqFeeD18 = p.liqFeeD18;
         h.oiCapRatioD18 = p.oiCapRatioD18;
+        h.priceJumpBps = uint16(p.priceJumpBreakerD18 / 1e14); // bounded to [100, 10000] bps
         _liqLimits[marketId] =
             LiqLimit(p.liqWindowSec, uint224(Math.mulDiv(p.skewScaleD18, p.liqLimitD18, FixedPointMath.WAD)));
     }

@@ -247,8 +247,18 @@ contract Vault is IVault, AccessControl, ReentrancyGuardTransient {
         uint256 pool = _poolBalance;
         if (pnl >= 0) {
             uint256 gain = uint256(pnl);
-            if (gain > pool) revert VaultPoolInsufficient(gain, pool);
-            pool -= gain;
+            if (gain > pool) {
+                // The pool cannot pay the whole profit (its NAV went negative): the insurance fund tops it up,
+                // and what neither can pay is forfeited, so that closing is never blocked.
+                uint256 ins = _insuranceFund;
+                uint256 fromInsurance = Math.min(gain - pool, ins);
+                _insuranceFund = uint128(ins - fromInsurance);
+                emit ProfitHaircut(account, gain, pool, fromInsurance, gain - pool - fromInsurance);
+                gain = pool + fromInsurance;
+                pool = 0;
+            } else {
+                pool -= gain;
+            }
             c += gain;
         } else {
             uint256 loss = uint256(-pnl);

@@ -36,6 +36,13 @@ export async function tryTrade(f: Fixture, trader: HardhatEthersSigner, marketId
   };
 }
 
+/** Publishes a new Chainlink round at the current answer (a heartbeat). Orders execute only at a round published
+ * after their commit (latency-arbitrage rule), so tests that execute by hand call this first. */
+export async function heartbeat(f: Fixture, marketId: number) {
+  const feed = f.priceFeeds[marketId];
+  await feed.updateAnswer((await feed.latestRoundData())[1]);
+}
+
 /** Commits an order without executing it; returns its id. */
 export async function commitOnly(f: Fixture, trader: HardhatEthersSigner, marketId: number, size: bigint, acceptable?: bigint) {
   const fee = await f.clearingHouse.minExecutionFee();

@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { sigmaFixture, usdc, d18, ETH, chEvents } from "../fixture";
-import { commitOnly } from "./helpers";
+import { commitOnly, heartbeat } from "./helpers";
 import type { MockRevertBomb, MockEthRejectingActor } from "../../typechain-types";
 
 describe("attack: keeper griefing with a reverting callback or huge revert data", () => {
@@ -44,6 +44,7 @@ describe("attack: keeper griefing with a reverting callback or huge revert data"
     // As keepers: executing an order with a hostile fee receiver still fills it.
     const idX = await commitOnly(f, alice, ETH, d18(2));
     await time.increase(5);
+    await heartbeat(f, ETH);
     const rcX = await (await bomb.execute(idX, { gasLimit: 2_000_000 })).wait();
     expect(chEvents(f, rcX).map((e) => e.name)).to.include.members(["OrderExecuted", "EthCredited"]);
     expect((await ch.position(alice.address, ETH)).sizeD18).to.equal(d18(2));

@@ -53,7 +53,7 @@ describe("attack: outlier and frozen oracle answers (Synthetix sKRW, LUNA)", () 
     expect(cancelled && errorName(f, cancelled.args.reason)).to.equal("ClearingHouseMarketReduceOnly");
   });
 
-  it("a frozen answer becomes stale: reduce-only after LiquidationPriceMaxAge, nothing priced after PriceMaxAge, resumes on a fresh round", async () => {
+  it("a frozen answer becomes stale: no order fills on it, reduce-only after LiquidationPriceMaxAge, nothing priced after PriceMaxAge, resumes on a fresh round", async () => {
     const f = await loadFixture(sigmaFixture);
     const [alice, bob] = f.traders;
     await f.vault.connect(alice).deposit(alice.address, usdc(10_000));
@@ -61,28 +61,36 @@ describe("attack: outlier and frozen oracle answers (Synthetix sKRW, LUNA)", () 
     expect((await tryTrade(f, alice, ETH, d18(4))).filled).to.equal(true);
     const p = await f.riskManager.marketParams(ETH);
     await f.riskManager.pokeVolatility(ETH);
+    const hasFreshness = f.clearingHouse.interface.fragments.some((x: any) => x.type === "error" && x.name === "ClearingHouseAwaitingPriceRound");
 
-    // The feed stops updating (frozen round).
+    // The feed stops updating (frozen round). Orders committed now never fill at the frozen answer.
     const [, , , updatedAt] = await f.priceFeeds[ETH].latestRoundData();
     await time.increaseTo(Number(updatedAt + p.liquidationPriceMaxAge) + 1);
-    expect((await f.riskManager.marketRisk(ETH, false)).breakers & BREAKER_PRICE_STALE).to.equal(BREAKER_PRICE_STALE);
-    const open = await tryTrade(f, bob, ETH, d18(1));
-    expect(open.filled).to.equal(false);
-    expect(open.reason, "opening blocked on a frozen price").to.equal("ClearingHouseMarketReduceOnly");
-    expect((await tryTrade(f, alice, ETH, -d18(1))).filled, "reducing still works").to.equal(true);
+    const open = await commitOnly(f, bob, ETH, d18(1));
+    await time.increase(5);
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers & BREAKER_PRICE_STALE, "reduce-only").to.equal(BREAKER_PRICE_STALE);
+    if (hasFreshness) {
+      await expect(f.clearingHouse.connect(f.keeper).executeOrder(open), "waits for a round after its commit").to.be.revertedWithCustomError(f.clearingHouse, "ClearingHouseAwaitingPriceRound");
+    } else {
+      const rc = await (await f.clearingHouse.connect(f.keeper).executeOrder(open)).wait();
+      const c = chEvents(f, rc).find((e) => e.name === "OrderCancelled");
+      expect(c && errorName(f, c.args.reason), "opening blocked on a frozen price").to.equal("ClearingHouseMarketReduceOnly");
+    }
+    expect((await f.clearingHouse.position(bob.address, ETH)).sizeD18, "nothing opened on the frozen answer").to.equal(0n);
     await expect(f.clearingHouse.liquidate(alice.address), "liquidations need a fresher price").to.be.revertedWithCustomError(f.riskManager, "OracleStale");
 
-    // Beyond PriceMaxAge nothing is priced: an order waits (execution reverts, the order stays).
-    const id = await commitOnly(f, bob, ETH, d18(1));
+    // Beyond PriceMaxAge nothing is priced: execution reverts and the order stays.
+    const reduce = await commitOnly(f, alice, ETH, -d18(1));
     await time.increaseTo(Number(updatedAt + p.priceMaxAge) + 1);
-    await expect(f.clearingHouse.connect(f.keeper).executeOrder(id)).to.be.revertedWithCustomError(f.riskManager, "OracleStale");
-    expect((await f.clearingHouse.order(id)).account).to.equal(bob.address);
+    await expect(f.clearingHouse.connect(f.keeper).executeOrder(reduce)).to.be.revertedWithCustomError(f.riskManager, "OracleStale");
+    expect((await f.clearingHouse.order(reduce)).account).to.equal(alice.address);
     await expect(f.vault.connect(alice).withdraw(1, alice.address), "no withdrawal against an unpriceable position").to.be.reverted;
 
-    // A fresh round resumes everything; the waiting order executes at the fresh price.
+    // A fresh round resumes everything; the waiting reduce order executes at the fresh price.
     await setPrice(f, ETH, "1990");
     await f.riskManager.pokeVolatility(ETH);
-    const rc = await (await f.clearingHouse.connect(f.keeper).executeOrder(id)).wait();
+    const rc = await (await f.clearingHouse.connect(f.keeper).executeOrder(reduce)).wait();
     expect(chEvents(f, rc).some((e) => e.name === "OrderExecuted")).to.equal(true);
+    expect((await f.clearingHouse.position(alice.address, ETH)).sizeD18).to.equal(d18(3));
   });
 });

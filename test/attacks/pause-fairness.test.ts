@@ -5,7 +5,7 @@
 import { expect } from "chai";
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
 import { sigmaFixture, usdc, d18, ETH, BTC, setPrice } from "../fixture";
-import { tryTrade, commitOnly, errorName } from "./helpers";
+import { tryTrade, commitOnly, errorName, heartbeat } from "./helpers";
 import { chEvents } from "../fixture";
 import { time } from "@nomicfoundation/hardhat-network-helpers";
 
@@ -19,6 +19,7 @@ describe("attack: pause/unpause unfairness", () => {
     const pre = await commitOnly(f, bob, ETH, d18(2)); // committed before the pause
     await f.riskManager.connect(f.admin).setOpeningPaused(ETH, true);
     await time.increase(5);
+    await heartbeat(f, ETH);
     const rc = await (await f.clearingHouse.connect(f.keeper).executeOrder(pre)).wait();
     const c = chEvents(f, rc).find((e) => e.name === "OrderCancelled");
     expect(c && errorName(f, c.args.reason), "a pre-pause order cannot open during the pause").to.equal("ClearingHouseMarketReduceOnly");

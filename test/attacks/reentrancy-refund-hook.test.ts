@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { sigmaFixture, deployFixture, usdc, d18, ETH, chEvents, Fixture } from "../fixture";
-import { commitOnly, tryTrade, ledgers, errorName } from "./helpers";
+import { commitOnly, tryTrade, ledgers, errorName, heartbeat } from "./helpers";
 import type { MockReentrantTrader } from "../../typechain-types";
 
 async function attacker(f: Fixture): Promise<MockReentrantTrader> {
@@ -79,6 +79,7 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     const o1 = await commitOnly(f, alice, ETH, d18(3));
     const o2 = await commitOnly(f, bob, ETH, d18(3));
     await time.increase(5);
+    await heartbeat(f, ETH);
     await c.arm(await ch.getAddress(), ch.interface.encodeFunctionData("executeOrder", [o2]));
     const rc3 = await (await c.execute(o1)).wait();
     const e3 = reentries(c, rc3);
@@ -93,6 +94,7 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     await c.setRevertOnReceive(true);
     const o3 = await commitOnly(f, alice, ETH, d18(1));
     await time.increase(5);
+    await heartbeat(f, ETH);
     await c.execute(o3); // push fails → credited
     const credit = await ch.claimableEth(await c.getAddress());
     expect(credit).to.equal(fee);
@@ -108,6 +110,7 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     await c.setRevertOnReceive(true);
     const o4 = await commitOnly(f, alice, ETH, d18(1));
     await time.increase(5);
+    await heartbeat(f, ETH);
     await c.execute(o4);
     await c.setRevertOnReceive(false);
     await c.armWithValue(await ch.getAddress(), ch.interface.encodeFunctionData("commitOrder", [ETH, d18(1), 2n ** 95n]), fee);
@@ -130,6 +133,7 @@ describe("attack: re-entrancy through an ETH refund or token hook during order e
     // An order that needs most of the collateral as initial margin.
     const id = await commitOnly(f, alice, ETH, d18(14));
     await time.increase(5);
+    await heartbeat(f, ETH);
     // Withdraw 900 and, from inside the token transfer, execute the order: it must not open on collateral
     // that is leaving.
     await tok.setHook(await f.clearingHouse.getAddress(), f.clearingHouse.interface.encodeFunctionData("executeOrder", [id]));

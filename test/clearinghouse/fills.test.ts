@@ -215,7 +215,7 @@ describe("ClearingHouse fills", () => {
       const { f, model, alice, bob, carol } = await setup();
       await fillAndCheck(f, model, alice, ETH, d18("7.77"));
       await fillAndCheck(f, model, bob, BTC, -d18("0.333"));
-      await priceBoth(f, model, ETH, "2222.22");
+      await priceBoth(f, model, ETH, "2122.22");
       await fillAndCheck(f, model, carol, ETH, -d18("3.1"));
       await fillAndCheck(f, model, alice, ETH, -d18("7.77"));
       let sum = (await f.vault.poolBalance()) + (await f.vault.insuranceFund()) + (await f.vault.protocolFees());

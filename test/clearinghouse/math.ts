@@ -7,6 +7,7 @@ import { parseUnits } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { Fixture, trade, chEvents, setVol } from "../fixture";
+import { MockV3Aggregator__factory } from "../../typechain-types";
 
 // ===================================================================== fixed-point primitives
 
@@ -917,7 +918,7 @@ export async function commit(
   trader: HardhatEthersSigner,
   marketId: number,
   delta: bigint,
-  opts: { acceptable?: bigint; fee?: bigint; at?: bigint } = {},
+  opts: { acceptable?: bigint; fee?: bigint; at?: bigint; noRound?: boolean } = {},
 ) {
   if (opts.at !== undefined) await ethers.provider.send("evm_setNextBlockTimestamp", [Number(opts.at)]);
   const fee = opts.fee ?? (await f.clearingHouse.minExecutionFee());
@@ -925,6 +926,13 @@ export async function commit(
   const tx = await f.clearingHouse.connect(trader).commitOrder(marketId, delta, acceptable, { value: fee });
   const receipt = (await tx.wait())!;
   const ev = chEvents(f, receipt).find((e) => e.name === "OrderCommitted")!;
+  // An order executes only at a Chainlink round published after its commit: publish one (same answer, a
+  // heartbeat) in the next block.
+  if (!opts.noRound) {
+    const [feedAddress] = await f.riskManager.marketFeeds(marketId);
+    const feed = MockV3Aggregator__factory.connect(feedAddress, f.admin);
+    await feed.updateAnswer(await feed.latestAnswer());
+  }
   return { orderId: ev.args.orderId as bigint, ts: await tsOf(receipt), receipt, fee, acceptable };
 }
 

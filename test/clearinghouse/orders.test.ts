@@ -106,7 +106,7 @@ describe("ClearingHouse orders", () => {
       const { f, alice, bob } = await setup();
       const start = BigInt(await time.latest()) + 10n;
       const a = await commit(f, alice, ETH, d18(1), { at: start });
-      const b = await commit(f, bob, ETH, d18(1), { at: start + 1n });
+      const b = await commit(f, bob, ETH, d18(1), { at: start + 2n });
       await at(start + 590n);
       await setPrice(f, ETH, "2000"); // keep the feed fresh
       await at(a.ts + 600n);
@@ -322,7 +322,7 @@ describe("ClearingHouse orders", () => {
       const { f, alice } = await setup();
       await setPrice(f, BTC, "60000");
       const latest = BigInt(await time.latest());
-      const { orderId, ts } = await commit(f, alice, BTC, d18("0.1"), { at: latest + 4600n });
+      const { orderId, ts } = await commit(f, alice, BTC, d18("0.1"), { at: latest + 4600n, noRound: true });
       await at(ts + 5n);
       await expect(f.clearingHouse.connect(f.keeper).executeOrder(orderId)).to.be.revertedWithCustomError(f.riskManager, "OracleStale");
       expect((await f.clearingHouse.order(orderId)).account).to.equal(alice.address);

@@ -67,6 +67,7 @@ export const INVARIANTS = [
   "liq-restores", // after a liquidation that was not rate-limited the account is flat or ≥ initial requirement
   "liq-no-dust", // a liquidation never leaves a position below minPositionNotional (unless rate-limited)
   "liq-second-pays-nothing", // liquidating again in the same state reverts
+  "margin-call-grace", // a flag that outlived a recovery (equity ≥ MM seen since) never skips a new episode's grace
   "margin-call", // flags only MarginCallable accounts, deadline = now + grace; clears only healthy accounts
   "adl", // auto-deleveraging only with a pool deficit, only profitable positions, pays ≤ profit
   "lp-dilution", // no LP deposit is accepted at a zero/negative NAV while shares are outstanding (it would take them over)
@@ -184,6 +185,10 @@ export interface World {
   };
   ifaces: Interface[];
   reserveFactor: bigint;
+  /** Orders fill only at a price round published after their commit (ClearingHouseAwaitingPriceRound). */
+  freshRule: boolean;
+  /** The LP reserve covers gross open interest (openInterestNotionalD18) rather than net exposure. */
+  reserveGross: boolean;
   addr: { ch: string; pool: string; vault: string; automation: string };
 }
 
@@ -272,6 +277,8 @@ export async function fuzzWorldFixture(): Promise<World> {
       liqCapTokens: await c.liqRewardCapTokens(),
     },
     reserveFactor: await f.pool.reserveFactorD18(),
+    freshRule: f.clearingHouse.interface.fragments.some((x) => x.type === "error" && (x as any).name === "ClearingHouseAwaitingPriceRound"),
+    reserveGross: f.clearingHouse.interface.fragments.some((x) => x.type === "function" && (x as any).name === "openInterestNotionalD18"),
     ifaces: [f.clearingHouse.interface, f.vault.interface, f.riskManager.interface, f.pool.interface, f.token.interface, f.automation.interface],
     addr: { ch: await c.getAddress(), pool: poolAddr, vault: vaultAddr, automation },
   };
@@ -462,6 +469,7 @@ export class Ghost {
   snap!: Snap;
   pending = new Map<bigint, PendingOrder>();
   deadlines = new Map<string, bigint>();
+  recovered = new Set<string>(); // flagged accounts seen at or above maintenance since their flag
   paused: boolean[] = [];
   donated = 0n;
   trace: string[] = [];
@@ -736,6 +744,14 @@ function checkTx(w: World, g: Ghost, res: TxResult) {
   checkFills(w, g, res);
   checkOrders(w, g, res);
   checkAdl(w, g, res);
+  // Flagged accounts seen healthy (equity ≥ MM) start a new episode when they dip again.
+  for (const [a, dl] of g.deadlines) {
+    if (dl === 0n) continue;
+    const i = accountIndex(w, a);
+    if (i < 0) continue;
+    const mg = marginOf(w, post, i, post.ts);
+    if (mg.mm === 0n || mg.equity >= mg.mm) g.recovered.add(a);
+  }
 }
 
 function checkSharePrice(w: World, g: Ghost, res: TxResult, socialized: bigint) {
@@ -787,6 +803,7 @@ function checkMarginCallEvents(w: World, g: Ghost, res: TxResult) {
     }
     g.check("margin-call", (e.args.deadline as bigint) === ts + w.ch.grace, () => `deadline ${e.args.deadline} != now + grace`);
     g.deadlines.set(a, e.args.deadline as bigint);
+    g.recovered.delete(a);
   }
   for (const e of ev(res, "MarginCallCleared")) {
     const a = ethers.getAddress(e.args.account);
@@ -796,6 +813,7 @@ function checkMarginCallEvents(w: World, g: Ghost, res: TxResult) {
       g.check("margin-call", mg.equity >= mg.mm, () => `cleared margin call of ${a} below maintenance (equity ${mg.equity}, mm ${mg.mm})`);
     }
     g.deadlines.delete(a);
+    g.recovered.delete(a);
   }
 }
 
@@ -815,6 +833,8 @@ function checkLiquidations(w: World, g: Ghost, res: TxResult) {
     const dl = ((res as any).deadlinesBefore as Map<string, bigint>).get(a) ?? 0n;
     const st = statusOf(w, mgPre.equity, mgPre.mm, dl, ts);
     g.check("liq-only-liquidatable", st === STATUS.Liquidatable, () => `liquidated ${a} whose predicted status is ${st} (equity ${mgPre.equity}, mm ${mgPre.mm}, deadline ${dl})`);
+    const aboveFloor = mgPre.equity >= mulDiv(mgPre.mm, w.ch.hardFloor, WAD);
+    g.check("margin-call-grace", !(aboveFloor && g.recovered.has(a)), () => `${a} was liquidated above the hard floor (equity ${mgPre.equity}, mm ${mgPre.mm}) on a margin call flagged before it recovered to ≥ maintenance: the new episode got no grace window`);
     let rateLimited = false;
     for (let m = 0; m < w.markets.length; m++) {
       const before = pre.pos[i][m].size;
@@ -938,6 +958,9 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     g.check("order-timing", !!o, () => `executed unknown order ${id}`);
     if (!o) continue;
     g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.expiresAt, () => `order ${id} committed ${o.commitTime} (expiry ${o.expiresAt}) executed at ${ts}`);
+    if (w.freshRule) {
+      g.check("order-timing", pre.markets[o.market].updatedAt > o.commitTime, () => `order ${id} committed at ${o.commitTime} filled at a round published at ${pre.markets[o.market].updatedAt}`);
+    }
     if (o.conditional) {
       const p = pre.markets[o.market].price;
       g.check("order-timing", o.above ? p >= o.trigger : p <= o.trigger, () => `conditional order ${id} executed at ${p} without its trigger ${o.above ? "≥" : "≤"} ${o.trigger}`);
@@ -1137,8 +1160,12 @@ async function commitOrder(w: World, g: Ghost, label: string, t: HardhatEthersSi
   return e ? (e.args.orderId as bigint) : undefined;
 }
 
-async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keeper: HardhatEthersSigner, early: boolean) {
+async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keeper: HardhatEthersSigner, early: boolean, waitRound = true) {
   const o = g.pending.get(id);
+  // A keeper waits for a Chainlink round published after the commit (a heartbeat at the same answer here).
+  if (o && waitRound && !early && w.freshRule && g.snap.markets[o.market].updatedAt <= o.commitTime && g.snap.markets[o.market].answer > 0n) {
+    await publishPriceChecked(w, g, o.market, g.snap.markets[o.market].answer, `heartbeat m${o.market}`);
+  }
   let dt = 1n;
   if (o && !early) {
     const ready = o.commitTime + w.ch.minDelay;
@@ -1155,6 +1182,7 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
   if (ts < o.commitTime + w.ch.minDelay) expected = "ClearingHouseOrderNotReady";
   else if (ts > o.expiresAt) expected = "ClearingHouseOrderExpired";
   else if (!priceUsable(M, ts, w.markets[o.market].priceMaxAge)) expected = "OracleStale";
+  else if (w.freshRule && M.updatedAt <= o.commitTime) expected = "ClearingHouseAwaitingPriceRound";
   else if (o.conditional && !(o.above ? M.price >= o.trigger : M.price <= o.trigger)) expected = "ClearingHouseOrderNotTriggered";
   if (expected) {
     g.check("order-timing", !res.ok && res.err?.name === expected, () => `order ${id} at ${ts} (commit ${o.commitTime}) expected ${expected}, got ${res.ok ? "success" : res.err?.name}`);
@@ -1202,17 +1230,18 @@ class Execute extends Base {
     readonly pick: number,
     readonly keeper: number,
     readonly early: boolean,
+    readonly waitRound = true,
   ) {
     super();
   }
   toString() {
-    return `Execute(pick ${this.pick}, keeper${this.keeper}${this.early ? ", early" : ""})`;
+    return `Execute(pick ${this.pick}, keeper${this.keeper}${this.early ? ", early" : ""}${this.waitRound ? "" : ", no new round"})`;
   }
   async run(g: Ghost, w: World) {
     g.stats.kind("execute");
     const ids = [...g.pending.keys()].sort((a, b) => (a < b ? -1 : 1));
     const id = ids.length ? ids[this.pick % ids.length] : g.snap.nextOrderId + 7n;
-    await executeOrder(w, g, `${this.toString()} id=${id}`, id, signerOf(w, this.keeper, "keepers"), this.early);
+    await executeOrder(w, g, `${this.toString()} id=${id}`, id, signerOf(w, this.keeper, "keepers"), this.early, this.waitRound);
   }
 }
 
@@ -1390,7 +1419,10 @@ class LpWithdraw extends Base {
     if (!res.ok) return; // maxWithdraw was read one block earlier; funding may have moved NAV by a wei
     const post = res.post;
     let exposure = 0n;
-    for (const M of post.markets) if (M.skew !== 0n) exposure += notionalUpD18(abs(M.skew), M.price);
+    for (const M of post.markets) {
+      const size = w.reserveGross ? M.oiL + M.oiS : abs(M.skew);
+      if (size !== 0n) exposure += notionalUpD18(size, M.price);
+    }
     const reserved = (exposure * w.reserveFactor + WAD * w.scale - 1n) / (WAD * w.scale);
     g.check("lp-reserve", post.lpTotalAssets + 1n >= reserved, () => `LP withdrawal left NAV ${post.lpTotalAssets} below the reserve ${reserved}`);
     // The pool's cash must still pay every winning trader who closes now (closing is never blocked).
@@ -1474,7 +1506,7 @@ class Squeeze extends Base {
     super();
   }
   toString() {
-    return `Squeeze(${this.pct}% against the most leveraged trader)`;
+    return this.pct >= 0 ? `Squeeze(${this.pct}% against the most leveraged trader)` : `Relief(${-this.pct}% in favour of the most leveraged trader)`;
   }
   async run(g: Ghost, w: World) {
     g.stats.kind("squeeze");
@@ -1726,8 +1758,22 @@ class Adl extends Base {
   }
   async run(g: Ghost, w: World) {
     g.stats.kind("adl");
-    const t = signerOf(w, this.who, "traders");
-    await tx(w, g, this.toString(), () => w.f.clearingHouse.connect(w.keepers[0]).autoDeleverage(t.address, this.m % w.markets.length, { gasLimit: GAS }));
+    // As a keeper does: the most profitable position first (falls back to the generated pick).
+    let account = signerOf(w, this.who, "traders").address;
+    let m = this.m % w.markets.length;
+    let best = 0n;
+    for (const t of w.traders) {
+      const i = accountIndex(w, t.address);
+      for (let k = 0; k < w.markets.length; k++) {
+        const p = g.snap.pos[i][k];
+        if (p.size === 0n) continue;
+        const pnl = pnlD18(p.size, p.basis, g.snap.markets[k].price, pendingIndexAt(g.snap.markets[k], w.markets[k], g.now + 1n));
+        if (pnl > best) [best, account, m] = [pnl, t.address, k];
+      }
+    }
+    const res = await tx(w, g, `${this.toString()} → ${account.slice(0, 8)} m${m}`, () => w.f.clearingHouse.connect(w.keepers[0]).autoDeleverage(account, m, { gasLimit: GAS }));
+    const deficit = res.pre.navOk && res.pre.nav < 0n;
+    if (!deficit) g.check("adl", !res.ok, () => `ADL succeeded without a pool deficit`);
   }
 }
 
@@ -1909,7 +1955,9 @@ export function commandArbitrary(): fc.Arbitrary<Cmd> {
     { weight: 5, arbitrary: fc.tuple(who, fc.oneof(fc.integer({ min: 1, max: 30_000 }), fc.constant(0))).map(([a, b]) => new Deposit(a, b) as Cmd) },
     { weight: 3, arbitrary: fc.tuple(who, fc.constantFrom("pct" as const, "pct" as const, "over" as const, "all" as const), fc.integer({ min: 1, max: 100 })).map(([a, b, c]) => new Withdraw(a, b, c) as Cmd) },
     { weight: 4, arbitrary: fc.tuple(who, mkt, orderSpec, limit).map(([a, b, c, d]) => new Commit(a, b, c, d) as Cmd) },
-    { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.nat({ max: 1 }), fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })).map(([a, b, c]) => new Execute(a, b, c) as Cmd) },
+    { weight: 4, arbitrary: fc
+        .tuple(fc.nat(), fc.nat({ max: 1 }), fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }), fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }))
+        .map(([a, b, c, d]) => new Execute(a, b, c, d) as Cmd) },
     { weight: 10, arbitrary: fc.tuple(who, mkt, orderSpec, limit, fc.nat({ max: 1 }), fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 900 }))).map(([a, b, c, d, e, h]) => new Trade(a, b, c, d, e, h) as Cmd) },
     { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.nat({ max: 6 }), fc.boolean(), fc.boolean()).map(([a, b, c, d]) => new Cancel(a, b, c, d) as Cmd) },
     {
@@ -1929,6 +1977,8 @@ export function commandArbitrary(): fc.Arbitrary<Cmd> {
     { weight: 8, arbitrary: fc.tuple(mkt, fc.nat({ max: 68_000 }), fc.integer({ min: 1, max: 24 }), fc.integer({ min: -150, max: 150 })).map(([a, b, c, d]) => new PriceMove(a, b, c, d) as Cmd) },
     { weight: 2, arbitrary: fc.tuple(mkt, fc.constantFrom(-60, -35, -20, -12, -6, -3, 3, 6, 12, 20, 35, 100, 900)).map(([a, b]) => new Shock(a, b) as Cmd) },
     { weight: 4, arbitrary: fc.double({ min: 0.3, max: 9.5, noNaN: true }).map((p) => new Squeeze(Math.round(p * 10) / 10) as Cmd) },
+    // Relief: the same trader's market moves in its favour (recoveries after margin calls).
+    { weight: 2, arbitrary: fc.double({ min: 0.3, max: 4, noNaN: true }).map((p) => new Squeeze(-Math.round(p * 10) / 10) as Cmd) },
     { weight: 2, arbitrary: fc.tuple(mkt, fc.constantFrom(5, 20, 35, 50, 80, 120, 200, 280, 400)).map(([a, b]) => new VolMove(a, b) as Cmd) },
     { weight: 3, arbitrary: fc.oneof(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 60, max: 1800 }), fc.integer({ min: 1800, max: 5000 }), fc.constant(90_000)).map((d) => new TimeJump(d) as Cmd) },
     { weight: 3, arbitrary: mkt.map((m) => new Poke(m) as Cmd) },

@@ -1,13 +1,15 @@
 // CI-sized stateful fuzz run (seeded, deterministic): random sequences of deposits, withdrawals, two-step
-// orders, LP flows, real hourly ETH price moves, σ moves, time jumps, pokes, margin calls, liquidations,
+// market and conditional orders (commit/execute/cancel/modify), LP flows, real hourly ETH price moves, σ moves, time jumps, pokes, margin calls, liquidations,
 // auto-deleveraging, pauses and automation upkeeps across five traders, two LPs and two keepers, with every
 // invariant of test/fuzz/harness.ts checked after every transaction. Long campaigns: scripts/fuzz.ts.
+// Strict by default; SIGMA_FUZZ_ALLOW=inv1,inv2 downgrades named invariants (open findings, docs/SECURITY.md)
+// to counted warnings.
 import { expect } from "chai";
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
 import { fuzzWorldFixture, runCampaign, hourlyCloses, INVARIANTS } from "./harness";
 
-const RUNS = Number(process.env.SIGMA_FUZZ_RUNS ?? 12);
-const MAX_COMMANDS = Number(process.env.SIGMA_FUZZ_COMMANDS ?? 60);
+const RUNS = Number(process.env.SIGMA_FUZZ_RUNS ?? 30);
+const MAX_COMMANDS = Number(process.env.SIGMA_FUZZ_COMMANDS ?? 100);
 const SEED = Number(process.env.SIGMA_FUZZ_SEED ?? 20251121);
 
 describe("stateful fuzz (fast-check model-based, CI-sized)", function () {

@@ -408,7 +408,7 @@ describe("LiquidityPool", () => {
       const { basis } = await bigSkew(f, size, usdc(50000));
       const price = d18(2000);
       const exposure = mulDiv(size, price, WAD, true);
-      expect(await f.clearingHouse.netExposureD18()).to.equal(exposure);
+      expect(await f.clearingHouse.openInterestNotionalD18()).to.equal(exposure);
       const reserved = mulDiv(exposure, d18("0.5"), WAD * SCALE6, true);
       expect(reserved).to.equal(usdc(400000));
       expect(await f.pool.reservedAssets()).to.equal(reserved);

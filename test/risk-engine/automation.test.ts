@@ -7,7 +7,7 @@ import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits } from "ethers";
 import { sigmaFixture, setPrice, setVol, usdc, d18, Fixture, chEvents } from "../fixture";
 import { STATUS } from "../clearinghouse/math";
-import { ETH, BTC, JOB, checkUpkeep, coder, encodePerform, execOrder } from "./helpers";
+import { ETH, BTC, JOB, checkUpkeep, coder, encodePerform, execOrder, heartbeat } from "./helpers";
 
 /** Three ETH traders — 2× (safe), 20× (thin: margin call at σ 150%), 29× (reckless: liquidatable at σ 150%) —
  * and a fourth account that never trades. All four are tracked by the Automation contract. */
@@ -48,8 +48,10 @@ describe("risk engine: Chainlink Automation (SigmaAutomation)", () => {
       f.automation,
       "OnlySimulatedBackend",
     );
+    await f.riskManager.pokeVolatility(ETH);
+    await f.riskManager.pokeVolatility(BTC);
     const r = await checkUpkeep(f, JOB.POKE);
-    expect(r.upkeepNeeded).to.equal(false);
+    expect([r.upkeepNeeded, r.performData]).to.deep.equal([false, encodePerform(JOB.POKE, ["uint256[]"], [[]])]);
   });
 
   it("an unknown job is refused by checkUpkeep and performUpkeep (AutomationUnknownJob)", async () => {
@@ -124,6 +126,7 @@ describe("risk engine: Chainlink Automation (SigmaAutomation)", () => {
       const id2 = await commit(f, thin, -d18(1));
       expect((await checkUpkeep(f, JOB.ORDERS, 0, 10)).upkeepNeeded, "before minDelay").to.equal(false);
       await time.increase(Number(await f.clearingHouse.minDelay()));
+      await heartbeat(f, ETH); // orders execute at a price round published after their commit
       const r = await checkUpkeep(f, JOB.ORDERS, 0, 10);
       expect(r.upkeepNeeded).to.equal(true);
       expect(r.performData).to.equal(encodePerform(JOB.ORDERS, ["uint256[]", "uint256[]"], [[id1, id2], []]));
@@ -148,6 +151,23 @@ describe("risk engine: Chainlink Automation (SigmaAutomation)", () => {
       const again = await performed(f, f.automation.performUpkeep(r.performData));
       expect(again.actions).to.equal(0n);
       expect(await ethers.provider.getBalance(auto)).to.equal(ethBefore + 2n * fee);
+    });
+
+    it("an order with no price round since its commit is not reported as due (performing it would only waste an upkeep); the next round makes it due", async () => {
+      const { f, safe } = await loadFixture(automationFixture);
+      const id = await commit(f, safe, -d18(1));
+      await time.increase(Number(await f.clearingHouse.minDelay()) + 60);
+      // Executing now would revert: the order waits for a round published after its commit.
+      await expect(f.clearingHouse.connect(f.keeper).executeOrder.staticCall(id)).to.be.revertedWithCustomError(
+        f.clearingHouse,
+        "ClearingHouseAwaitingPriceRound",
+      );
+      const r = await checkUpkeep(f, JOB.ORDERS, 0, 10);
+      expect(r.upkeepNeeded, `upkeepNeeded with performData ${r.performData}`).to.equal(false);
+      await heartbeat(f, ETH);
+      const r2 = await checkUpkeep(f, JOB.ORDERS, 0, 10);
+      expect(r2.performData).to.equal(encodePerform(JOB.ORDERS, ["uint256[]", "uint256[]"], [[id], []]));
+      expect((await performed(f, f.automation.performUpkeep(r2.performData))).actions).to.equal(1n);
     });
 
     it("expired orders → true with their ids to cancel; performUpkeep cancels them and the trader gets the fee back", async () => {
@@ -240,6 +260,7 @@ describe("risk engine: Chainlink Automation (SigmaAutomation)", () => {
       const fee = await f.clearingHouse.minExecutionFee();
       await f.clearingHouse.connect(safe).commitOrder(ETH, -d18(1), 0, { value: fee });
       await time.increase(5);
+      await heartbeat(f, ETH);
       await f.automation.performUpkeep((await checkUpkeep(f, JOB.ORDERS, 0, 10)).performData);
       // A liquidation reward.
       await setVol(f, ETH, "150");

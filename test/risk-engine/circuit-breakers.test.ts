@@ -1,13 +1,15 @@
 // Circuit breakers: each condition turns the market reduce-only by itself and clears by itself when the
 // condition clears. While tripped, opening or growing a position is cancelled with
 // ClearingHouseMarketReduceOnly(market, flags), while reducing, adding collateral and liquidation keep working
-// (liquidation pauses only for a sequencer outage, and waits for a price fresh enough for liquidations).
+// (liquidation pauses only for a sequencer outage, and waits for a price fresh enough for liquidations; with a
+// stale price every order waits for the next round, which clears the breaker).
 import { expect } from "chai";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits } from "ethers";
-import { deployFixture, setPrice, setVol, usdc, d18, Fixture } from "../fixture";
+import { ethers } from "hardhat";
+import { deployFixture, setPrice, setVol, usdc, d18, Fixture, chEvents } from "../fixture";
 import { STATUS } from "../clearinghouse/math";
-import { ETH, BREAKER, execOrder } from "./helpers";
+import { ETH, BREAKER, execOrder, blockTs } from "./helpers";
 
 const GRACE = 3600;
 
@@ -31,6 +33,8 @@ type Liq = "works" | "waits for a fresh price" | "paused";
 interface Case {
   name: string;
   flag: bigint;
+  /** The breaker means no usable round: orders wait for the next one (which clears it) instead of filling. */
+  ordersWait?: boolean;
   trip: (f: Fixture) => Promise<void>;
   clear: (f: Fixture) => Promise<void>;
   liquidation: Liq;
@@ -85,6 +89,7 @@ const CASES: Case[] = [
     clear: async (f) => {
       await setPrice(f, ETH, "1890");
     },
+    ordersWait: true,
     liquidation: "waits for a fresh price",
   },
   {
@@ -152,38 +157,68 @@ describe("risk engine: circuit breakers trip and clear by themselves; nothing th
         expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(c.flag);
       });
 
-      it("cancels opening and growing a position with ClearingHouseMarketReduceOnly(market, flags), and flipping sides too", async () => {
-        const { f, steady, opener } = await loadFixture(breakerFixture);
-        await c.trip(f);
-        for (const [who, size] of [
-          [opener, d18(1)],
-          [opener, -d18(1)],
-          [steady, d18(1)],
-          [steady, -d18(15)],
-        ] as const) {
-          const o = await execOrder(f, who, ETH, size);
-          expect(o.filled, `${who.address} ${size}`).to.equal(false);
-          expect(o.reason!.name).to.equal("ClearingHouseMarketReduceOnly");
-          expect(o.reason!.args).to.deep.equal([BigInt(ETH), c.flag]);
-        }
-        expect((await f.clearingHouse.position(opener.address, ETH)).sizeD18).to.equal(0n);
-        expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(d18(10));
-      });
+      if (!c.ordersWait) {
+        it("cancels opening and growing a position with ClearingHouseMarketReduceOnly(market, flags), and flipping sides too", async () => {
+          const { f, steady, opener } = await loadFixture(breakerFixture);
+          await c.trip(f);
+          for (const [who, size] of [
+            [opener, d18(1)],
+            [opener, -d18(1)],
+            [steady, d18(1)],
+            [steady, -d18(15)],
+          ] as const) {
+            const o = await execOrder(f, who, ETH, size);
+            expect(o.filled, `${who.address} ${size}`).to.equal(false);
+            expect(o.reason!.name).to.equal("ClearingHouseMarketReduceOnly");
+            expect(o.reason!.args).to.deep.equal([BigInt(ETH), c.flag]);
+          }
+          expect((await f.clearingHouse.position(opener.address, ETH)).sizeD18).to.equal(0n);
+          expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(d18(10));
+        });
 
-      it("lets positions be reduced and closed, and collateral be added", async () => {
-        const { f, steady, thin } = await loadFixture(breakerFixture);
-        await c.trip(f);
-        const o = await execOrder(f, steady, ETH, -d18(4));
-        expect(o.filled).to.equal(true);
-        expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(d18(6));
-        expect((await execOrder(f, steady, ETH, -d18(6))).filled).to.equal(true);
-        expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(0n);
-        const before = await f.vault.collateralOf(thin.address);
-        await expect(f.vault.connect(thin).deposit(thin.address, usdc(100)))
-          .to.emit(f.vault, "Deposited")
-          .withArgs(thin.address, thin.address, usdc(100));
-        expect(await f.vault.collateralOf(thin.address)).to.equal(before + usdc(100));
-      });
+        it("lets positions be reduced and closed, and collateral be added", async () => {
+          const { f, steady, thin } = await loadFixture(breakerFixture);
+          await c.trip(f);
+          const o = await execOrder(f, steady, ETH, -d18(4));
+          expect(o.filled).to.equal(true);
+          expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(d18(6));
+          expect((await execOrder(f, steady, ETH, -d18(6))).filled).to.equal(true);
+          expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(0n);
+          const before = await f.vault.collateralOf(thin.address);
+          await expect(f.vault.connect(thin).deposit(thin.address, usdc(100)))
+            .to.emit(f.vault, "Deposited")
+            .withArgs(thin.address, thin.address, usdc(100));
+          expect(await f.vault.collateralOf(thin.address)).to.equal(before + usdc(100));
+        });
+      } else {
+        it("orders wait for a fresh round instead of filling at a stale price (ClearingHouseAwaitingPriceRound), opening and closing alike; collateral can still be added; the next round fills both", async () => {
+          const { f, steady, opener } = await loadFixture(breakerFixture);
+          await c.trip(f);
+          const fee = await f.clearingHouse.minExecutionFee();
+          const commit = async (who: typeof steady, size: bigint) => {
+            const rc = await (await f.clearingHouse.connect(who).commitOrder(ETH, size, size > 0n ? 2n ** 95n : 0n, { value: fee })).wait();
+            return { id: chEvents(f, rc).find((e) => e.name === "OrderCommitted")!.args.orderId as bigint, ts: await blockTs(rc) };
+          };
+          const open = await commit(opener, d18(1));
+          const close = await commit(steady, -d18(4));
+          await time.increase(Number(await f.clearingHouse.minDelay()));
+          const [, , , updatedAt] = await f.priceFeeds[ETH].latestRoundData();
+          for (const o of [open, close]) {
+            await expect(f.clearingHouse.connect(f.keeper).executeOrder(o.id))
+              .to.be.revertedWithCustomError(f.clearingHouse, "ClearingHouseAwaitingPriceRound")
+              .withArgs(o.id, updatedAt, o.ts);
+            expect((await f.clearingHouse.order(o.id)).account, "the order stays pending").to.not.equal(ethers.ZeroAddress);
+          }
+          await expect(f.vault.connect(steady).deposit(steady.address, usdc(100))).to.emit(f.vault, "Deposited");
+          await c.clear(f);
+          expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(0n);
+          for (const o of [open, close]) {
+            await expect(f.clearingHouse.connect(f.keeper).executeOrder(o.id)).to.emit(f.clearingHouse, "OrderExecuted");
+          }
+          expect((await f.clearingHouse.position(steady.address, ETH)).sizeD18).to.equal(d18(6));
+          expect((await f.clearingHouse.position(opener.address, ETH)).sizeD18).to.equal(d18(1));
+        });
+      }
 
       if (c.liquidation === "works") {
         it("lets a liquidatable account be liquidated", async () => {
@@ -241,6 +276,15 @@ describe("risk engine: circuit breakers trip and clear by themselves; nothing th
     expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(BREAKER.PRICE_JUMP);
     expect((await f.riskManager.marketRisk(1, false)).breakers).to.equal(0n);
     expect((await execOrder(f, opener, 1, d18("0.1"))).filled).to.equal(true);
+  });
+
+  it("the jump breaker trips as soon as the jump round is published, before any poke: nobody opens at an outlier", async () => {
+    const { f, opener } = await loadFixture(breakerFixture);
+    await setPrice(f, ETH, "1690");
+    expect((await f.riskManager.marketRisk(ETH, false)).breakers).to.equal(BREAKER.PRICE_JUMP);
+    const o = await execOrder(f, opener, ETH, d18(1));
+    expect(o.reason?.name).to.equal("ClearingHouseMarketReduceOnly");
+    expect(o.reason!.args).to.deep.equal([BigInt(ETH), BREAKER.PRICE_JUMP]);
   });
 
   it("the jump breaker reports the move: PriceJumpDetected(market, roundId, |r|) with |r| = |Δp|/p", async () => {

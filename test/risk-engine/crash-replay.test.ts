@@ -12,7 +12,7 @@ import { parseUnits, keccak256, toUtf8Bytes, Wallet } from "ethers";
 import { deployFixture, usdc, chEvents } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { STATUS, toTokensFloor, vaultEvents } from "../clearinghouse/math";
-import { ETH } from "./helpers";
+import { ETH, WEEK, alignToWeek, heartbeat } from "./helpers";
 import type { VaultLedgerProbe } from "../../typechain-types";
 
 const CSV = path.join(__dirname, "../../../shared/data/crash_windows/eth_usd_1h_2020-03-12.csv");
@@ -20,6 +20,7 @@ const HAVE_DATA = fs.existsSync(CSV);
 const HOURS = 168; // the real window's length: 2020-03-10 → 2020-03-17
 
 interface Candle {
+  t: bigint; // open time (Unix s)
   open: number;
   high: number;
   low: number;
@@ -33,7 +34,7 @@ function loadCandles(): Candle[] {
     const at = (name: string) => cols.indexOf(name);
     return lines.map((l) => {
       const v = l.split(",");
-      return { open: +v[at("open")], high: +v[at("high")], low: +v[at("low")], close: +v[at("close")] };
+      return { t: BigInt(v[at("timestamp_unix")]), open: +v[at("open")], high: +v[at("high")], low: +v[at("low")], close: +v[at("close")] };
     });
   }
   // Seeded synthetic crash of the same length: two calm days, a day losing ~55% with deep intra-hour wicks,
@@ -52,7 +53,7 @@ function loadCandles(): Candle[] {
     const close = Math.max(20, open * (1 + drift + (rnd() - 0.5) * vol));
     const high = Math.max(open, close) * (1 + rnd() * vol);
     const low = Math.min(open, close) * (1 - rnd() * vol * (h >= 48 && h < 72 ? 3 : 1));
-    out.push({ open, high, low, close });
+    out.push({ t: 1583798400n + BigInt(h) * 3600n, open, high, low, close });
     p = close;
   }
   return out;
@@ -81,6 +82,7 @@ const POPULATION: [number, "long" | "short"][] = [
 const COLLATERAL = 2000;
 
 async function crashFixture() {
+  await alignToWeek();
   const f = await deployFixture({
     markets: [{ ...DEFAULT_MARKETS[0], price: CANDLES[0].open.toFixed(2), params: { ...DEFAULT_MARKETS[0].params, sigmaSource: SIGMA_SOURCE.MAX } }],
   });
@@ -105,6 +107,7 @@ async function crashFixture() {
     ids.push(chEvents(f, rc).find((e) => e.name === "OrderCommitted")!.args.orderId as bigint);
   }
   await time.increase(Number(await f.clearingHouse.minDelay()));
+  await heartbeat(f, ETH); // orders execute at a round published after their commit
   for (const id of ids) {
     const rc = await (await f.clearingHouse.connect(f.keeper).executeOrder(id)).wait();
     expect(chEvents(f, rc).some((e) => e.name === "OrderExecuted"), `order ${id} filled`).to.equal(true);
@@ -170,15 +173,15 @@ describe(`risk engine: crash replay (${HAVE_DATA ? "real ETH/USD hourly data, 20
     };
 
     await snapshot("after opening");
-    let t = BigInt(await time.latest()) + 600n;
+    // The history moves to the chain's present by whole weeks: hours of day and weekdays stay the real ones.
+    const shift = ((BigInt(await time.latest()) - CANDLES[0].t) / WEEK + 1n) * WEEK;
     const closes: number[] = [];
     for (let h = 0; h < CANDLES.length; h++) {
       const c = CANDLES[h];
       // Two intra-hour rounds for the extremes (in the order the candle most likely visited them), then the close.
       const path = c.close < c.open ? [c.high, c.low, c.close] : [c.low, c.high, c.close];
       for (let k = 0; k < 3; k++) {
-        t += 1200n;
-        await time.setNextBlockTimestamp(Number(t));
+        await time.setNextBlockTimestamp(Number(c.t + shift + BigInt(k + 1) * 1200n));
         await f.priceFeeds[ETH].updateAnswer(answer(path[k]));
         if (k === 2) {
           closes.push(c.close);

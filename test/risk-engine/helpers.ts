@@ -211,6 +211,15 @@ export async function pushRound(feed: MockV3Aggregator, answer: bigint, updatedA
   return id;
 }
 
+export const WEEK = 7n * 86_400n;
+
+/** Moves the chain to the start of a coming week (plus `offset` seconds), so that a scenario's hours of day and
+ * days of week — which the estimator's seasonal profile depends on — are the same on every run. */
+export async function alignToWeek(offset = 0n) {
+  const now = BigInt(await time.latest());
+  await time.increaseTo((now / WEEK + 1n) * WEEK + offset);
+}
+
 /** Price in USD → 8-decimal feed answer. */
 export const px = (usd: string | number) => parseUnits(String(usd), 8);
 
@@ -247,6 +256,11 @@ export function parseReason(f: Fixture, data: string) {
   return null;
 }
 
+/** A new price round at the current answer (Chainlink's heartbeat). */
+export async function heartbeat(f: Fixture, marketId: number) {
+  await f.priceFeeds[marketId].updateAnswer(await f.priceFeeds[marketId].latestAnswer());
+}
+
 /** Commits an order and executes it after minDelay; returns whether it filled and the decoded cancel reason. */
 export async function execOrder(f: Fixture, trader: { address: string }, marketId: number, size: bigint) {
   const signer = await ethers.getSigner(trader.address);
@@ -255,6 +269,8 @@ export async function execOrder(f: Fixture, trader: { address: string }, marketI
   const rc = await (await f.clearingHouse.connect(signer).commitOrder(marketId, size, limit, { value: fee })).wait();
   const orderId = chEvents(f, rc).find((e) => e.name === "OrderCommitted")!.args.orderId as bigint;
   await time.increase(Number(await f.clearingHouse.minDelay()));
+  // An order executes at a price round published after its commit: a heartbeat at the current answer.
+  await heartbeat(f, marketId);
   const receipt = await (await f.clearingHouse.connect(f.keeper).executeOrder(orderId)).wait();
   const evs = chEvents(f, receipt);
   const cancelled = evs.find((e) => e.name === "OrderCancelled");

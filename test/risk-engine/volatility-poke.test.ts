@@ -237,7 +237,12 @@ describe("risk engine: pokeVolatility", () => {
     it("SigmaSource FEED ignores the estimator, ESTIMATOR ignores the feed, MAX takes the larger (sigmaSources shows both)", async () => {
       const f = await loadFixture(estimatorFixture);
       const p = await riskParams(f, ETH);
-      expect((await f.riskManager.marketParams(ETH)).sigmaSource).to.equal(SIGMA_SOURCE.MAX);
+      const mp = await f.riskManager.marketParams(ETH);
+      expect(mp.sigmaSource).to.equal(SIGMA_SOURCE.MAX);
+      // A feed reading 30 points above the σ breaker (and below SigmaMax).
+      const high = mp.sigmaBreakerD18 + d18("0.3");
+      expect(high <= mp.sigmaMaxD18).to.equal(true);
+      const highAnswer = high / 10n ** 14n; // percent with 2 decimals
       // Listed under MAX: σ = max(feed 50%, the estimator's starting 80%).
       expect((await f.riskManager.ratios(ETH))[0]).to.equal(d18("0.8"));
       await f.riskManager.setMarketParam(ETH, PARAM.SigmaSource, SIGMA_SOURCE.FEED);
@@ -260,22 +265,22 @@ describe("risk engine: pokeVolatility", () => {
       const b = await poke(f);
       const est = targetSigma(SIGMA_SOURCE.ESTIMATOR, d18("0.9"), mirror, p, b.ts);
       expect(est).to.equal(mirror.sigma(b.ts));
-      expect(est > d18("0.9") && est < d18("2.8")).to.equal(true);
+      expect(est > d18("0.9") && est < high).to.equal(true);
       expect(b.ev.sigmaD18).to.equal(est);
-      // A feed at 280% changes nothing under ESTIMATOR: σ is what the estimator alone gives.
-      await f.volFeeds[ETH].updateAnswer(parseUnits("280", 2));
+      // A feed far above changes nothing under ESTIMATOR: σ is what the estimator alone gives.
+      await f.volFeeds[ETH].updateAnswer(highAnswer);
       const c = await poke(f);
-      const alone = pokedSigma(est, b.ts, targetSigma(SIGMA_SOURCE.ESTIMATOR, d18("2.8"), mirror, p, c.ts), c.ts, p.sigmaDecayHalfLife, p.sigmaMaxD18);
+      const alone = pokedSigma(est, b.ts, targetSigma(SIGMA_SOURCE.ESTIMATOR, high, mirror, p, c.ts), c.ts, p.sigmaDecayHalfLife, p.sigmaMaxD18);
       expect(c.ev.sigmaD18).to.equal(alone.sigma);
-      expect(c.ev.sigmaD18 < d18("2.8")).to.equal(true);
-      expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(d18("2.8"));
+      expect(c.ev.sigmaD18 < high).to.equal(true);
+      expect((await f.riskManager.sigmaSources(ETH))[0]).to.equal(high);
 
-      // MAX: the larger of both, 280%.
+      // MAX: the larger of both, the feed's.
       await f.riskManager.setMarketParam(ETH, PARAM.SigmaSource, SIGMA_SOURCE.MAX);
       const d = await poke(f);
-      expect(d.ev.sigmaD18).to.equal(d18("2.8"));
-      await expectRatiosFor(f, ETH, d18("2.8"));
-      // 280% is above SigmaBreaker (250%): the market is reduce-only.
+      expect(d.ev.sigmaD18).to.equal(high);
+      await expectRatiosFor(f, ETH, high);
+      // Above SigmaBreaker: the market is reduce-only.
       expect(d.ev.breakers).to.equal(BREAKER.SIGMA);
     });
 

@@ -104,6 +104,7 @@ describe("SigmaClient (end to end on the fixture)", function () {
     const order = await client.connect(t).commitOrder(ETH, d18("20"), { slippageBps: 100 });
     const { orderId } = await order.wait();
     await time.increase(5);
+    await f.priceFeeds[ETH].updateAnswer(await f.priceFeeds[ETH].latestAnswer()); // a round after the commit
     await f.clearingHouse.connect(f.keeper).executeOrder(orderId);
     // Drop the price until the account is margin-callable, flag it, then recover.
     await setPrice(f, ETH, "1935");
@@ -195,7 +196,10 @@ describe("SigmaClient (end to end on the fixture)", function () {
       // The price moves between commit and execution.
       for (const m of [ETH, BTC]) {
         const bps = BigInt(a.moves[m]);
-        if (bps !== 0n) await f.priceFeeds[m].updateAnswer(((await feedAnswer(f, m)) * (10_000n + bps)) / 10_000n);
+        // Always a round after the commit (orders execute only at such a round), moved or not.
+        if (bps !== 0n || m === a.market) {
+          await f.priceFeeds[m].updateAnswer(((await feedAnswer(f, m)) * (10_000n + bps)) / 10_000n);
+        }
       }
       if (a.flag) {
         try {

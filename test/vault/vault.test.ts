@@ -620,14 +620,20 @@ describe("Vault", () => {
       expect(await f.vault.protocolFees()).to.equal(0n);
     });
 
-    it("a profit larger than the pool reverts with VaultPoolInsufficient", async () => {
+    it("a profit larger than the pool is paid by the pool, then the insurance fund, and the rest is forfeited (closing is never blocked)", async () => {
       const f = await loadFixture(sigmaFixture);
-      const [t] = f.traders;
+      const [t, u] = f.traders;
+      await f.vault.connect(u).depositInsurance(usdc(100));
       const pool0 = await f.vault.poolBalance();
+      const c0 = await f.vault.collateralOf(t.address);
       const ch = await impersonate(await f.clearingHouse.getAddress());
-      await expect(f.vault.connect(ch).settleTrade(t.address, pool0 + 1n, 0n))
-        .to.be.revertedWithCustomError(f.vault, "VaultPoolInsufficient")
-        .withArgs(pool0 + 1n, pool0);
+      const profit = pool0 + usdc(150);
+      await expect(f.vault.connect(ch).settleTrade(t.address, profit, 0n))
+        .to.emit(f.vault, "ProfitHaircut")
+        .withArgs(t.address, profit, pool0, usdc(100), usdc(50));
+      expect(await f.vault.poolBalance()).to.equal(0n);
+      expect(await f.vault.insuranceFund()).to.equal(0n);
+      expect(await f.vault.collateralOf(t.address)).to.equal(c0 + pool0 + usdc(100));
     });
 
     it("settleLiquidation pays min(fee·share, cap) to the liquidator as collateral and the rest to insurance", async () => {

@@ -6,6 +6,7 @@ import {IClearingHouse} from "../../interfaces/IClearingHouse.sol";
 import {IRiskManager} from "../../interfaces/IRiskManager.sol";
 import {IVault} from "../../interfaces/IVault.sol";
 import {ILiquidityPool} from "../../interfaces/ILiquidityPool.sol";
+import {VolatilityEstimator} from "../../libraries/VolatilityEstimator.sol";
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
 interface IPoolViews {
@@ -21,14 +22,7 @@ interface ICHViews {
 }
 
 interface IEstimatorView {
-    struct State {
-        uint80 lastRoundId;
-        uint64 lastUpdatedAt;
-        uint112 lastPriceD18;
-        uint256 varianceD18;
-    }
-
-    function estimatorState(uint256 marketId) external view returns (State memory);
+    function estimatorState(uint256 marketId) external view returns (VolatilityEstimator.State memory);
 }
 
 /// @title FuzzReader
