@@ -175,12 +175,27 @@ contract SigmaAutomation is AutomationCompatible, Ownable {
         for (uint256 id = from; id < next; ++id) {
             IClearingHouse.Order memory o = clearingHouse.order(id);
             if (o.account == address(0)) continue;
-            if (block.timestamp > o.commitTime + maxAge) cancel[c++] = id;
-            else if (block.timestamp >= o.commitTime + minDelay) execute[e++] = id;
+            bool conditional = o.flags & 1 != 0; // ORDER_CONDITIONAL
+            uint256 expiresAt = conditional ? clearingHouse.orderTrigger(id).expiresAt : o.commitTime + maxAge;
+            if (block.timestamp > expiresAt) cancel[c++] = id;
+            else if (block.timestamp >= o.commitTime + minDelay && _executable(id, o, conditional)) execute[e++] = id;
         }
         assembly ("memory-safe") {
             mstore(execute, e)
             mstore(cancel, c)
+        }
+    }
+
+    /// @dev An order is worth an upkeep only once a price round newer than its commit exists and, for a
+    /// conditional order, its trigger is met (executeOrder would revert otherwise).
+    function _executable(uint256 id, IClearingHouse.Order memory o, bool conditional) internal view returns (bool) {
+        try riskManager.marketRisk(o.marketId, false) returns (IRiskManager.MarketRisk memory r) {
+            if (r.priceUpdatedAt <= o.commitTime) return false;
+            if (!conditional) return true;
+            uint256 trigger = clearingHouse.orderTrigger(id).triggerPriceD18;
+            return o.flags & 2 != 0 ? r.priceD18 >= trigger : r.priceD18 <= trigger; // ORDER_TRIGGER_ABOVE
+        } catch {
+            return false;
         }
     }
 

@@ -48,7 +48,9 @@ library ClearingHouseParams {
         set(p, LIQ_REWARD_SHARE, 0.2e18, scale);
         set(p, LIQ_REWARD_CAP, 500e18, scale);
         set(p, MARGIN_CALL_GRACE, 15 minutes, scale);
-        set(p, MARGIN_CALL_EXPIRY, 4 hours, scale);
+        // A flag stays usable for 15 min after its deadline (keepers act within blocks); after that a new
+        // episode needs a new flag and a new grace window, even if nobody cleared the old one.
+        set(p, MARGIN_CALL_EXPIRY, 15 minutes, scale);
         set(p, HARD_FLOOR, 0.75e18, scale);
         set(p, MIN_POSITION_NOTIONAL, 10e18, scale);
     }

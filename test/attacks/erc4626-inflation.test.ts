@@ -16,7 +16,7 @@ async function emptyPoolFixture() {
     await d.token.connect(s).approve(await d.pool.getAddress(), ethers.MaxUint256);
     await d.token.connect(s).approve(await d.vault.getAddress(), ethers.MaxUint256);
   }
-  return { ...d, attacker, victim, trader, keeper: admin };
+  return { ...d, admin, attacker, victim, trader, keeper: admin };
 }
 
 describe("attack: ERC-4626 first-depositor inflation", () => {

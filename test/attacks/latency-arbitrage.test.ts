@@ -59,37 +59,4 @@ describe("attack: latency arbitrage against a price the attacker already knows",
     expect(pos === 0n || profit <= 0n, `trading on a price known to be stale earned ${profit} token units`).to.equal(true);
   });
 
-  it("a resting conditional order with an always-true trigger cannot be used as an instant market order at a known-stale price", async () => {
-    const f = await loadFixture(sigmaFixture);
-    const [attacker] = f.traders;
-    await f.vault.connect(attacker).deposit(attacker.address, usdc(20_000));
-    await setPrice(f, ETH, "2000");
-    const fee = await f.clearingHouse.minExecutionFee();
-    // Long ago: park a buy whose trigger is always met (price ≥ $1), valid for 30 days. Owner-cancellable.
-    const expires = (await time.latest()) + 30 * 86_400;
-    await f.clearingHouse.connect(attacker).commitConditionalOrder(ETH, d18(100), 2n ** 95n, d18(1), true, false, expires, { value: fee });
-    const id = (await f.clearingHouse.nextOrderId()) - 1n;
-    await time.increase(3_000);
-    await setPrice(f, ETH, "2000"); // a heartbeat round, still 2,000
-    const c0 = await f.vault.collateralOf(attacker.address);
-    // The attacker sees the market at ~2,009 off-chain and fires its parked order at once, before Chainlink moves.
-    try {
-      await f.clearingHouse.connect(attacker).executeOrder(id);
-    } catch {
-      /* correct behaviour: the order must wait for a price round published after the trigger was met */
-    }
-    await time.increase(60);
-    await setPrice(f, ETH, "2009");
-    if ((await f.clearingHouse.order(id)).account !== "0x0000000000000000000000000000000000000000") {
-      try {
-        await f.clearingHouse.connect(f.keeper).executeOrder(id);
-      } catch {
-        /* not triggered any more, or waits */
-      }
-    }
-    const size = (await f.clearingHouse.position(attacker.address, ETH)).sizeD18;
-    if (size !== 0n) expect((await tryTrade(f, attacker, ETH, -size)).filled).to.equal(true);
-    const profit = (await f.vault.collateralOf(attacker.address)) - c0;
-    expect(profit <= 0n, `a parked conditional order earned ${profit} token units on a known-stale price`).to.equal(true);
-  });
 });

