@@ -383,8 +383,14 @@ async function runConfiguration(
       acc.topUps += acted.topUps;
       acc.reduces += acted.reduces;
       if (acted.commits > 0 || acted.topUps > 0) {
-        // Orders become executable after minDelay: the keeper's next block executes them.
+        // Orders become executable after minDelay, at a Chainlink round published after their commit: the
+        // feeds publish a heartbeat round (same answer), then the keeper's next block executes them.
         clock.advanceTo(clock.lastMined + minDelay + 1);
+        if (acted.commits > 0) {
+          for (const m of markets) {
+            await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(m.lastPublished)));
+          }
+        }
         record(await keeper.tick(world));
       }
     }
