@@ -81,6 +81,12 @@ async function main() {
     console.error(`Invariants violated in: ${broken.map((c) => c.id).join(", ")} — see the report.`);
     process.exitCode = 1;
   }
+  if (args.keepRunning) {
+    // The report ran on the in-process network; for trading by hand, a real local node with Sigma, a keeper
+    // loop and the web page. It prints the RPC URL, addresses and the page URL, and runs until Ctrl-C.
+    const { runDevnet } = await import("./devnet");
+    await runDevnet([]);
+  }
 }
 
 main().catch((e) => {

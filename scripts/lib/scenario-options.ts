@@ -8,12 +8,16 @@ export interface StartArgs {
   out: string;
   quiet: boolean;
   help: boolean;
+  /** After the report, start a local node with Sigma, keepers and the trader's web page (scripts/devnet.ts). */
+  keepRunning: boolean;
 }
 
 export const USAGE = `Usage: npm start                      (options through environment variables)
        SIGMA_PRICES=../shared/data/crash_windows/eth_usd_1h_2020-03-12.csv npm start
        npx ts-node --transpile-only scripts/start.ts [--prices <csv>] [--hours <n>] [--traders <n>]
-           [--seed <s>] [--static-sigma <pct | SYM=pct,...>] [--out <dir>] [--quiet]`;
+           [--seed <s>] [--static-sigma <pct | SYM=pct,...>] [--out <dir>] [--quiet] [--keep-running]
+       --keep-running: after the report, leave a local node (127.0.0.1:8545) running with Sigma deployed,
+       a keeper loop and the trader's web page (http://127.0.0.1:8080/); Ctrl-C stops everything.`;
 
 const FLAGS: Record<string, string> = {
   "--prices": "SIGMA_PRICES",
@@ -30,11 +34,13 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
   for (const k of Object.values(FLAGS)) v[k] = env[k] === "" ? undefined : env[k];
   let quiet = env.SIGMA_QUIET === "1" || env.SIGMA_QUIET === "true";
   let help = false;
+  let keepRunning = env.SIGMA_KEEP_RUNNING === "1";
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--") continue;
     if (a === "--help" || a === "-h") help = true;
     else if (a === "--quiet") quiet = true;
+    else if (a === "--keep-running") keepRunning = true;
     else {
       const [flag, inline] = a.split("=", 2) as [string, string | undefined];
       const key = FLAGS[flag];
@@ -57,7 +63,7 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
     seed: v.SIGMA_SEED,
     staticSigma: v.SIGMA_STATIC_SIGMA ? parseStaticSigma(v.SIGMA_STATIC_SIGMA) : undefined,
   };
-  return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help };
+  return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help, keepRunning };
 }
 
 /** "120" → every market at 120%; "ETH-PERP=120,BTC-PERP=100" → per market. Returns fractions. */
