@@ -692,8 +692,8 @@ export function scaleToD18(v: bigint, decimals: bigint): bigint {
   return decimals <= 18n ? v * 10n ** (18n - decimals) : v / 10n ** (decimals - 18n);
 }
 
-async function readParams(f: Fixture, i: number): Promise<RiskParams> {
-  const p = await f.riskManager.marketParams(i);
+/** The RiskParams fields of `RiskManager.marketParams` (shared by the tests' models and the fuzzer). */
+export function riskParamsOf(p: RiskParams): RiskParams {
   return {
     zMmD18: p.zMmD18,
     zImD18: p.zImD18,
@@ -711,6 +711,10 @@ async function readParams(f: Fixture, i: number): Promise<RiskParams> {
     maxFundingRateD18: p.maxFundingRateD18,
     oiCapRatioD18: p.oiCapRatioD18,
   };
+}
+
+async function readParams(f: Fixture, i: number): Promise<RiskParams> {
+  return riskParamsOf(await f.riskManager.marketParams(i));
 }
 
 // ===================================================================== chain glue

@@ -32,6 +32,7 @@ import {
   notionalUpD18,
   STATUS,
   RiskParams,
+  riskParamsOf,
 } from "../clearinghouse/math";
 import type { FuzzReader } from "../../typechain-types";
 
@@ -224,23 +225,7 @@ export async function fuzzWorldFixture(): Promise<World> {
     const p = await f.riskManager.marketParams(m);
     const [liqWindowSec, liqMaxSize] = await f.riskManager.liquidationLimit(m);
     markets.push({
-      risk: {
-        zMmD18: p.zMmD18,
-        zImD18: p.zImD18,
-        liqFeeD18: p.liqFeeD18,
-        horizonSec: p.horizonSec,
-        mmrMinD18: p.mmrMinD18,
-        mmrMaxD18: p.mmrMaxD18,
-        imrMinD18: p.imrMinD18,
-        sizeAddOnD18: p.sizeAddOnD18,
-        sigmaMinD18: p.sigmaMinD18,
-        sigmaMaxD18: p.sigmaMaxD18,
-        takerFeeD18: p.takerFeeD18,
-        makerFeeD18: p.makerFeeD18,
-        skewScaleD18: p.skewScaleD18,
-        maxFundingRateD18: p.maxFundingRateD18,
-        oiCapRatioD18: p.oiCapRatioD18,
-      },
+      risk: riskParamsOf(p),
       priceMaxAge: p.priceMaxAge,
       liqPriceMaxAge: p.liquidationPriceMaxAge,
       volMaxAge: p.volMaxAge,

@@ -8,7 +8,7 @@ import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { AbiCoder, parseUnits } from "ethers";
 import { deployFixture, Fixture, chEvents, usdc } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE, MarketSpec } from "../../scripts/lib/params";
-import { WAD, mulDiv, isqrt, min, max, baseRatios, RiskParams } from "../clearinghouse/math";
+import { WAD, mulDiv, isqrt, min, max, baseRatios, RiskParams, riskParamsOf } from "../clearinghouse/math";
 import { VolatilityEstimator, VolatilityState } from "../../sdk/volatility";
 import type { MockV3Aggregator } from "../../typechain-types";
 
@@ -164,21 +164,7 @@ export function targetSigma(
 export async function riskParams(f: Fixture, m: number): Promise<RiskParams & { sigmaDecayHalfLife: bigint; volMaxAge: bigint }> {
   const p = await f.riskManager.marketParams(m);
   return {
-    zMmD18: p.zMmD18,
-    zImD18: p.zImD18,
-    liqFeeD18: p.liqFeeD18,
-    horizonSec: p.horizonSec,
-    mmrMinD18: p.mmrMinD18,
-    mmrMaxD18: p.mmrMaxD18,
-    imrMinD18: p.imrMinD18,
-    sizeAddOnD18: p.sizeAddOnD18,
-    sigmaMinD18: p.sigmaMinD18,
-    sigmaMaxD18: p.sigmaMaxD18,
-    takerFeeD18: p.takerFeeD18,
-    makerFeeD18: p.makerFeeD18,
-    skewScaleD18: p.skewScaleD18,
-    maxFundingRateD18: p.maxFundingRateD18,
-    oiCapRatioD18: p.oiCapRatioD18,
+    ...riskParamsOf(p),
     sigmaDecayHalfLife: p.sigmaDecayHalfLife,
     volMaxAge: p.volMaxAge,
   };
