@@ -15,23 +15,148 @@ library FixedPointMath {
     /// @dev 2^(−x) for x ≥ 0 in D18: x = n + f; f as 64 binary digits fb = ⌊f·2^64/1e18⌋; r starts at 1e36 and
     /// for each set digit i (from the most significant) r = ⌊r·2^(−2^(−i))⌋ at 1e36 precision; the result is
     /// ⌊⌊r/2^n⌋/1e18⌋ (0 for n ≥ 120). Within one wei of ⌊2^(−x)·1e18⌋.
-    function exp2NegD18(uint256 xD18) internal pure returns (uint256) {
+    /// Unrolled, with the 64 factors of EXP2_FRACTION_D36 inline (no table copied to memory): r ≤ 1e36 and every
+    /// factor < 1e36, so r·factor < 2^256 and the unchecked products equal the checked ones.
+    function exp2NegD18(uint256 xD18) internal pure returns (uint256 r) {
         uint256 n = xD18 / WAD;
         if (n >= 120) return 0;
         uint256 fb = ((xD18 % WAD) << 64) / WAD;
-        uint256 r = WAD36;
-        bytes memory table = EXP2_FRACTION_D36;
-        for (uint256 i = 1; i <= 64; ++i) {
-            if ((fb >> (64 - i)) & 1 == 1) {
-                uint256 c;
-                // Load the 15-byte constant i−1: a 32-byte word at its offset, keep its top 15 bytes.
-                assembly ("memory-safe") {
-                    c := shr(136, mload(add(add(table, 32), mul(sub(i, 1), 15))))
-                }
-                r = r * c / WAD36;
-            }
+        assembly ("memory-safe") {
+            // 1e36, kept on the stack: fb < 2^64, so the `or` adds nothing, but it stops the optimizer from
+            // re-materializing the 15-byte literal at each of the 64 steps (about 900 bytes of code).
+            let w36 := or(1000000000000000000000000000000000000, shr(128, fb))
+            r := w36
+            // The fraction's digits, most significant first, each in turn moved to the sign bit.
+            let f := shl(192, fb)
+            if slt(f, 0) { r := div(mul(r, 707106781186547524400844362104849039), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 840896415253714543031125476233214895), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 917004043204671231743541594794144428), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 957603280698573646936305635147915443), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 978572062087700134509161125813435745), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 989228013193975484129124959065583667), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 994599423483633175652477686222166314), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 997296056085470126257659913847922601), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 998647112890970173588121318085920408), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999323327502650752360283659843738041), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999661606496243683942196868762815655), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999830788931929063117480780197673898), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999915390886613497533724971564188727), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999957694548431132543967537300997975), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999978847050491929826500671130393274), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999989423469314464242210592253154316), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999994711720674283007702412770305325), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999997355856841394982252346365042709), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999998677927546759705317767598010636), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999338963554895261780529006245097), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999669481722826465117383688205751), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999834740847757938858809473148280), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999917370420465145722351332142646), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999958685209379116899151960952490), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999979342604476194454662509785831), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999989671302184756228051944159016), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999994835651079042864137276512748), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999997417825536187619587855879235), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999998708912767260356672656284649), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999354456383421815055875720996), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999677228191658816707807941718), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999838614095816385648869389483), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999919307047904937148175786687), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999959653523951654655023133491), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999979826761975623847745372677), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999989913380987761053931137308), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999994956690493867809480181332), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999997478345246930725368743827), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999998739172623464567841535203), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999369586311732085210058423), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999684793155865992927351917), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999842396577932984044256635), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999921198288966488917273486), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999960599144483243682423035), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999980299572241621647158090), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999990149786120810775065688), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999995074893060405375404505), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999997537446530202684670167), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999998768723265101341577062), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999384361632550670599026), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999692180816275335252136), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999846090408137667614224), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999923045204068833804151), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999961522602034416901335), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999980761301017208450482), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999990380650508604225195), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999995190325254302112585), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999997595162627151056290), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999998797581313575528144), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999999398790656787764071), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999999699395328393882035), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999999849697664196941017), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999999924848832098470508), w36) }
+            f := add(f, f)
+            if slt(f, 0) { r := div(mul(r, 999999999999999999962424416049235254), w36) }
+            r := div(shr(n, r), 1000000000000000000)
         }
-        return (r >> n) / WAD;
     }
 
     /// @dev Decay weight 2^(−dt/halfLife) in D18.
