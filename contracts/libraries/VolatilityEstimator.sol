@@ -34,6 +34,8 @@ library VolatilityEstimator {
     uint256 internal constant HOUR_DECAY = 999050933962625668;
     uint256 internal constant DAY_DECAY = 999723095978335281;
 
+    /// @dev The estimator's state as integrators and tests see it (`RiskManager.estimatorState`); storage keeps
+    /// the same values packed in `Packed`.
     struct State {
         uint80 lastRoundId; // the price feed's last round walked (kept by the RiskManager)
         uint40 lastTime;
@@ -51,18 +53,74 @@ library VolatilityEstimator {
         uint64[7] dayFactorsD18;
     }
 
-    /// @dev First round: every variance starts at σ₀², every profile factor at 1.
-    function init(State storage s, uint256 priceD18, uint256 t) internal {
+    /// @dev Storage layout, packed by access: a round that stays inside its period reads and writes slots 0–1
+    /// only; a poke that needs σ reads slot 2 too (σ is cached per clock hour: it changes only when a period
+    /// closes or the hour of `now` changes); a period close adds slots 3–5 and one hour and one day slot.
+    /// Widths: variances keep 128 bits as before; a profile factor is ≤ max(1e18, SEASONAL_CAP) = 10e18 < 2^64,
+    /// so hourSum ≤ 24·10e18 and daySum ≤ 7·10e18 fit 80 bits exactly; the max excursion saturates at 2^96 − 1
+    /// (a price 7.9e10 times its period's anchor; the 128-bit variances overflow long before that).
+    struct Packed {
+        // slot 0
+        uint80 lastRoundId; // the price feed's last round walked (kept by the RiskManager)
+        uint40 lastTime; // 0 until the first round: initialized ⇔ lastTime ≠ 0 (round times are > 0)
+        uint40 anchorTime;
+        uint96 maxExcursionD18;
+        // slot 1
+        uint128 lastPriceD18;
+        uint128 anchorPriceD18;
+        // slot 2
+        uint64 sigmaCacheD18; // min(σ, 2^64 − 1) for the clock hour `sigmaCacheHour − 1`
+        uint32 sigmaCacheHour; // ⌊t/3600⌋ + 1 of the cached σ; 0: no cache
+        uint80 hourSumD18;
+        uint80 daySumD18;
+        // slots 3–5
+        uint128[4] variancesD18; // half-lives 1 h, 4 h, 1 d, 7 d
+        uint128 tailVarD18;
+        uint128 longRunVarD18;
+        // slots 6–13
+        uint64[24] hourFactorsD18;
+        uint64[7] dayFactorsD18;
+    }
+
+    /// @dev Whether a first round was folded in.
+    function initialized(Packed storage s) internal view returns (bool) {
+        return s.lastTime != 0;
+    }
+
+    /// @dev The state, unpacked.
+    function load(Packed storage s) internal view returns (State memory st) {
+        st.lastRoundId = s.lastRoundId;
+        st.lastTime = s.lastTime;
+        st.anchorTime = s.anchorTime;
+        st.initialized = s.lastTime != 0;
+        st.lastPriceD18 = s.lastPriceD18;
+        st.anchorPriceD18 = s.anchorPriceD18;
+        st.maxExcursionD18 = s.maxExcursionD18;
+        st.tailVarD18 = s.tailVarD18;
+        st.variancesD18 = s.variancesD18;
+        st.longRunVarD18 = s.longRunVarD18;
+        st.hourSumD18 = s.hourSumD18;
+        st.daySumD18 = s.daySumD18;
+        st.hourFactorsD18 = s.hourFactorsD18;
+        st.dayFactorsD18 = s.dayFactorsD18;
+    }
+
+    /// @dev First round (t > 0): every variance starts at σ₀², every profile factor at 1.
+    function init(Packed storage s, uint256 priceD18, uint256 t) internal {
         uint256 v0 = INITIAL_SIGMA * INITIAL_SIGMA / WAD;
-        s.initialized = true;
-        s.lastPriceD18 = uint128(priceD18);
         s.lastTime = uint40(t);
-        s.anchorPriceD18 = uint128(priceD18);
         s.anchorTime = uint40(t);
         s.maxExcursionD18 = 0;
+        s.lastPriceD18 = uint128(priceD18);
+        s.anchorPriceD18 = uint128(priceD18);
+        s.sigmaCacheD18 = 0;
+        s.sigmaCacheHour = 0;
+        s.hourSumD18 = uint80(24 * WAD);
+        s.daySumD18 = uint80(7 * WAD);
         for (uint256 i; i < 4; ++i) {
             s.variancesD18[i] = uint128(v0);
         }
+        s.tailVarD18 = 0;
         s.longRunVarD18 = uint128(v0);
         for (uint256 h; h < 24; ++h) {
             s.hourFactorsD18[h] = uint64(WAD);
@@ -70,80 +128,103 @@ library VolatilityEstimator {
         for (uint256 d; d < 7; ++d) {
             s.dayFactorsD18[d] = uint64(WAD);
         }
-        s.hourSumD18 = uint128(24 * WAD);
-        s.daySumD18 = uint128(7 * WAD);
     }
 
     /// @dev Folds one round (price > 0, t ≥ last time; the caller checks). Returns the round's move from the
     /// previous round, |p − last|/last in D18, for the price-jump breaker.
-    function update(State storage s, uint256 priceD18, uint256 t) internal returns (uint256 moveD18) {
+    function update(Packed storage s, uint256 priceD18, uint256 t) internal returns (uint256 moveD18) {
         uint256 last = s.lastPriceD18;
-        moveD18 = Math.mulDiv(priceD18 > last ? priceD18 - last : last - priceD18, WAD, last);
-        s.lastPriceD18 = uint128(priceD18);
-        s.lastTime = uint40(t);
         uint256 pa = s.anchorPriceD18;
-        uint256 x = Math.mulDiv(priceD18 >= pa ? priceD18 - pa : pa - priceD18, WAD, pa);
+        uint256 anchorTime = s.anchorTime;
         uint256 m = s.maxExcursionD18;
-        if (x > m) {
-            m = x;
-            s.maxExcursionD18 = uint128(x);
+        moveD18 = Math.mulDiv(priceD18 > last ? priceD18 - last : last - priceD18, WAD, last);
+        uint256 x = Math.mulDiv(priceD18 >= pa ? priceD18 - pa : pa - priceD18, WAD, pa);
+        if (x > m) m = x;
+        uint256 dt = t - anchorTime;
+        if (dt < PERIOD) {
+            s.lastTime = uint40(t);
+            s.maxExcursionD18 = uint96(Math.min(m, type(uint96).max));
+            s.lastPriceD18 = uint128(priceD18);
+            return moveD18;
         }
-        uint256 dt = t - s.anchorTime;
-        if (dt < PERIOD) return moveD18;
-        _fold(s, x, m, dt);
-        s.anchorPriceD18 = uint128(priceD18);
+        _fold(s, x, m, dt, anchorTime);
+        s.lastTime = uint40(t);
         s.anchorTime = uint40(t);
         s.maxExcursionD18 = 0;
+        s.lastPriceD18 = uint128(priceD18);
+        s.anchorPriceD18 = uint128(priceD18);
     }
 
-    /// @dev Closes a period: variance sample, profile, tail, EWMAs and long-run variance, in that order.
-    function _fold(State storage s, uint256 x, uint256 m, uint256 dt) private {
+    /// @dev Closes a period: variance sample, profile, tail, EWMAs and long-run variance, in that order. Each
+    /// slot is read once and written once; the σ cache is dropped.
+    function _fold(Packed storage s, uint256 x, uint256 m, uint256 dt, uint256 anchorTime) private {
         uint256 q = Math.mulDiv((WAD - BETA) * x * x + BETA * m * m, YEAR, dt * WAD36);
-        uint256 blend = _blend(s);
-        _updateProfile(s, q);
+        uint256 v0 = s.variancesD18[0];
+        uint256 v1 = s.variancesD18[1];
+        uint256 v2 = s.variancesD18[2];
+        uint256 v3 = s.variancesD18[3];
+        uint256 blend = (0.4e18 * v0 + 0.25e18 * v1 + 0.1e18 * v2 + 0.25e18 * v3) / WAD;
+        _updateProfile(s, q, v3, anchorTime);
         // Tail: the part of the period's largest excursion beyond TAIL_THRESHOLD period standard deviations.
         uint256 std = Math.sqrt(Math.mulDiv(blend, dt, YEAR) * WAD);
         uint256 thr = TAIL_THRESHOLD * std / WAD;
         uint256 ex = m > thr ? m - thr : 0;
         uint256 qT = Math.mulDiv(ex * ex, YEAR, dt * WAD);
-        s.tailVarD18 = uint128(_ewma(s.tailVarD18, qT, FixedPointMath.decayD18(dt, TAIL_HALF_LIFE)));
-        s.variancesD18[0] = uint128(_ewma(s.variancesD18[0], q, FixedPointMath.decayD18(dt, 1 hours)));
-        s.variancesD18[1] = uint128(_ewma(s.variancesD18[1], q, FixedPointMath.decayD18(dt, 4 hours)));
-        s.variancesD18[2] = uint128(_ewma(s.variancesD18[2], q, FixedPointMath.decayD18(dt, 1 days)));
-        s.variancesD18[3] = uint128(_ewma(s.variancesD18[3], q, FixedPointMath.decayD18(dt, 7 days)));
-        s.longRunVarD18 = uint128(_ewma(s.longRunVarD18, q, FixedPointMath.decayD18(dt, LONG_RUN_HALF_LIFE)));
+        // TAIL_HALF_LIFE == LONG_RUN_HALF_LIFE: one decay weight for both.
+        uint256 a30 = FixedPointMath.decayD18(dt, LONG_RUN_HALF_LIFE);
+        s.tailVarD18 = uint128(_ewma(s.tailVarD18, qT, a30));
+        s.longRunVarD18 = uint128(_ewma(s.longRunVarD18, q, a30));
+        s.variancesD18[0] = uint128(_ewma(v0, q, FixedPointMath.decayD18(dt, 1 hours)));
+        s.variancesD18[1] = uint128(_ewma(v1, q, FixedPointMath.decayD18(dt, 4 hours)));
+        s.variancesD18[2] = uint128(_ewma(v2, q, FixedPointMath.decayD18(dt, 1 days)));
+        s.variancesD18[3] = uint128(_ewma(v3, q, FixedPointMath.decayD18(dt, 7 days)));
     }
 
     /// @dev The period's move in units of the 7-day σ feeds its hour-of-day and day-of-week buckets.
-    function _updateProfile(State storage s, uint256 q) private {
-        uint256 vBase = s.variancesD18[3];
+    function _updateProfile(Packed storage s, uint256 q, uint256 vBase, uint256 anchor) private {
         uint256 u = vBase == 0 ? SEASONAL_CAP : Math.sqrt(Math.mulDiv(q, WAD36, vBase));
         if (u > SEASONAL_CAP) u = SEASONAL_CAP;
-        uint256 anchor = s.anchorTime;
         uint256 h = (anchor / HOUR) % 24;
         uint256 d = (anchor / DAY + 4) % 7;
+        uint256 hourSum = s.hourSumD18;
+        uint256 daySum = s.daySumD18;
         uint256 fh = s.hourFactorsD18[h];
-        uint256 relH = Math.mulDiv(fh, 24 * WAD, s.hourSumD18);
+        uint256 relH = Math.mulDiv(fh, 24 * WAD, hourSum);
         uint256 ud = relH == 0 ? SEASONAL_CAP : Math.mulDiv(u, WAD, relH);
         if (ud > SEASONAL_CAP) ud = SEASONAL_CAP;
         uint256 newF = _ewma(fh, u, HOUR_DECAY);
-        s.hourSumD18 = uint128(s.hourSumD18 - fh + newF);
         s.hourFactorsD18[h] = uint64(newF);
         uint256 gd = s.dayFactorsD18[d];
         uint256 newG = _ewma(gd, ud, DAY_DECAY);
-        s.daySumD18 = uint128(s.daySumD18 - gd + newG);
         s.dayFactorsD18[d] = uint64(newG);
+        // Slot 2 in one write: the sums, and no σ cache (the variances change).
+        s.sigmaCacheD18 = 0;
+        s.sigmaCacheHour = 0;
+        s.hourSumD18 = uint80(hourSum - fh + newF);
+        s.daySumD18 = uint80(daySum - gd + newG);
     }
 
     /// @dev Annualized σ (D18) at time `nowSec`.
-    function sigmaD18(State storage s, uint256 nowSec) internal view returns (uint256) {
+    function sigmaD18(Packed storage s, uint256 nowSec) internal view returns (uint256) {
         return Math.sqrt(varianceD18(s, nowSec) * WAD);
     }
 
+    /// @dev min(σ, 2^64 − 1) at time `nowSec` (≥ the last round's time), from the cache when it holds this
+    /// clock hour, else computed and cached. σ depends on `nowSec` only through ⌊nowSec/3600⌋ (hour of day and
+    /// day of week), and on the state only through what a period close changes, which drops the cache.
+    function cappedSigmaD18(Packed storage s, uint256 nowSec) internal returns (uint256 sigma) {
+        uint256 key = nowSec / HOUR + 1;
+        if (s.sigmaCacheHour == key) return s.sigmaCacheD18;
+        sigma = Math.min(sigmaD18(s, nowSec), type(uint64).max);
+        s.sigmaCacheD18 = uint64(sigma);
+        s.sigmaCacheHour = uint32(key);
+    }
+
     /// @dev s² = max(blend, floor·L) + wT·T, times the profile factor (squared) for the hour/day of `nowSec`.
-    function varianceD18(State storage s, uint256 nowSec) internal view returns (uint256 v) {
-        if (!s.initialized) return INITIAL_SIGMA * INITIAL_SIGMA / WAD;
-        v = _blend(s);
+    function varianceD18(Packed storage s, uint256 nowSec) internal view returns (uint256 v) {
+        if (s.lastTime == 0) return INITIAL_SIGMA * INITIAL_SIGMA / WAD;
+        v = (0.4e18 * uint256(s.variancesD18[0]) + 0.25e18 * uint256(s.variancesD18[1])
+            + 0.1e18 * uint256(s.variancesD18[2]) + 0.25e18 * uint256(s.variancesD18[3])) / WAD;
         uint256 floor = LONG_RUN_FLOOR * s.longRunVarD18 / WAD;
         if (floor > v) v = floor;
         v += TAIL_WEIGHT * s.tailVarD18 / WAD;
@@ -151,11 +232,6 @@ library VolatilityEstimator {
         uint256 gd = Math.mulDiv(s.dayFactorsD18[(nowSec / DAY + 4) % 7], 7 * WAD, s.daySumD18);
         uint256 f = fh * gd / WAD;
         v = Math.mulDiv(Math.mulDiv(v, f, WAD), f, WAD);
-    }
-
-    function _blend(State storage s) private view returns (uint256) {
-        return (0.4e18 * uint256(s.variancesD18[0]) + 0.25e18 * uint256(s.variancesD18[1])
-            + 0.1e18 * uint256(s.variancesD18[2]) + 0.25e18 * uint256(s.variancesD18[3])) / WAD;
     }
 
     function _ewma(uint256 v, uint256 sample, uint256 a) private pure returns (uint256) {

@@ -18,7 +18,7 @@ import {Breakers} from "../libraries/Breakers.sol";
 /// bounds and emits `MarketParamSet`. σ and the ratios it implies are stored by `pokeVolatility`, so a trade
 /// reads four packed slots and the price feed.
 contract RiskManager is IRiskManager, AccessControl {
-    using VolatilityEstimator for VolatilityEstimator.State;
+    using VolatilityEstimator for VolatilityEstimator.Packed;
 
     uint256 public constant BREAKER_OPENING_PAUSED = Breakers.OPENING_PAUSED;
     uint256 public constant BREAKER_SEQUENCER = Breakers.SEQUENCER;
@@ -78,7 +78,7 @@ contract RiskManager is IRiskManager, AccessControl {
 
     Market[] internal _markets;
     mapping(uint256 => Hot) internal _hot;
-    mapping(uint256 => VolatilityEstimator.State) internal _estimators;
+    mapping(uint256 => VolatilityEstimator.Packed) internal _estimators;
 
     /// @dev Liquidation rate limit, derived from the parameters: one slot for the liquidation path.
     struct LiqLimit {
@@ -136,7 +136,7 @@ contract RiskManager is IRiskManager, AccessControl {
         emit MarketParamSet(marketId, param, old, value);
         // Ratio parameters take effect at once: σ is kept, the ratios are recomputed.
         Hot storage h = _hot[marketId];
-        _storeSigma(marketId, h.sigmaD18, h.sigmaUpdatedAt, h.flags, 0, _estimators[marketId].lastRoundId);
+        _storeSigma(marketId, h.sigmaD18, h.sigmaUpdatedAt, h.flags, 0, _estimators[marketId].lastRoundId, true);
     }
 
     /// @inheritdoc IRiskManager
@@ -160,7 +160,9 @@ contract RiskManager is IRiskManager, AccessControl {
 
     /// @inheritdoc IRiskManager
     function pokeVolatility(uint256 marketId) external returns (uint256 roundsFolded) {
-        _market(marketId);
+        // A listed market has a price feed: its Hot slot, which the poke reads anyway, proves the id (no read of
+        // the markets' length).
+        if (address(_hot[marketId].priceFeed) == address(0)) revert RiskUnknownMarket(marketId);
         return _poke(marketId);
     }
 
@@ -177,7 +179,10 @@ contract RiskManager is IRiskManager, AccessControl {
         Hot storage h = _hot[marketId];
         if (pendingRounds(marketId) > 0) return true;
         if (block.timestamp - h.sigmaUpdatedAt > m.params.volMaxAge / 2) return true;
-        (uint256 target,) = _targetSigma(marketId, m, _estimators[marketId]);
+        VolatilityEstimator.Packed storage e = _estimators[marketId];
+        uint256 est;
+        if (m.params.sigmaSource != SOURCE_FEED && e.initialized()) est = Math.min(e.sigmaD18(block.timestamp), type(uint64).max);
+        (uint256 target,) = _targetSigma(m, est);
         if (target != 0 && target != h.sigmaD18) return true;
         try m.volFeed.latestRoundData() returns (uint80 rid, int256, uint256, uint256, uint80) {
             return rid != m.lastVolRoundId;
@@ -187,9 +192,9 @@ contract RiskManager is IRiskManager, AccessControl {
     }
 
     function _poke(uint256 marketId) internal returns (uint256 folded) {
-        Market storage m = _markets[marketId];
+        Market storage m = _marketAt(marketId);
         Hot storage h = _hot[marketId];
-        VolatilityEstimator.State storage e = _estimators[marketId];
+        VolatilityEstimator.Packed storage e = _estimators[marketId];
         bool jumped;
         (folded, jumped) = _walkRounds(h, e, marketId);
 
@@ -197,8 +202,12 @@ contract RiskManager is IRiskManager, AccessControl {
         if (jumped) flags |= BREAKER_PRICE_JUMP;
         else if (folded > 0) flags &= ~BREAKER_PRICE_JUMP; // a later clean round clears the breaker
 
-        (uint256 target, uint80 volRound) = _targetSigma(marketId, m, e);
-        uint256 sigma = h.sigmaD18;
+        // The estimator's σ (cached per clock hour), when the source uses it.
+        uint256 est;
+        if (m.params.sigmaSource != SOURCE_FEED && e.initialized()) est = e.cappedSigmaD18(block.timestamp);
+        (uint256 target, uint80 volRound) = _targetSigma(m, est);
+        uint256 stored = h.sigmaD18;
+        uint256 sigma = stored;
         uint256 updatedAt = h.sigmaUpdatedAt;
         if (target != 0) {
             if (volRound != 0) m.lastVolRoundId = volRound;
@@ -222,13 +231,15 @@ contract RiskManager is IRiskManager, AccessControl {
         sigma = Math.min(Math.max(sigma, m.params.sigmaMinD18), m.params.sigmaMaxD18);
         if (sigma > m.params.sigmaBreakerD18) flags |= BREAKER_SIGMA;
         else flags &= ~BREAKER_SIGMA;
-        _storeSigma(marketId, sigma, updatedAt, flags, folded, e.lastRoundId);
+        // The ratios depend on σ and the parameters only (a parameter change recomputes them): an unchanged σ
+        // keeps them, and the parameters they need are not read.
+        _storeSigma(marketId, sigma, updatedAt, flags, folded, e.lastRoundId, sigma != stored);
     }
 
     /// @dev Walks the price feed's rounds after the last one folded, in order, across phase changes, at most
     /// MAX_ROUNDS_PER_POKE. Rounds that are incomplete, non-positive or not newer than the last folded one are
     /// skipped (never folded). Returns how many were folded and whether one moved more than the jump bound.
-    function _walkRounds(Hot storage h, VolatilityEstimator.State storage e, uint256 marketId)
+    function _walkRounds(Hot storage h, VolatilityEstimator.Packed storage e, uint256 marketId)
         internal
         returns (uint256 folded, bool jumped)
     {
@@ -256,7 +267,7 @@ contract RiskManager is IRiskManager, AccessControl {
     function _foldRound(uint256 marketId, uint80 roundId, bool initOnly) internal returns (uint256, bool) {
         Hot storage h = _hot[marketId];
         try h.priceFeed.getRoundData(roundId) returns (uint80, int256 answer, uint256, uint256 updatedAt, uint80) {
-            VolatilityEstimator.State storage e = _estimators[marketId];
+            VolatilityEstimator.Packed storage e = _estimators[marketId];
             if (answer <= 0 || updatedAt <= e.lastTime || updatedAt > block.timestamp) return (0, false);
             uint256 p = ChainlinkOracle.scaleToD18(uint256(answer), h.priceDecimals);
             if (initOnly) {
@@ -294,18 +305,16 @@ contract RiskManager is IRiskManager, AccessControl {
         return uint256(uint64(to)) + 1;
     }
 
-    /// @dev σ the configured sources give now (0 when none is usable), before hysteresis, clamped.
-    function _targetSigma(uint256, Market storage m, VolatilityEstimator.State storage e)
-        internal
-        view
-        returns (uint256 target, uint80 volRound)
-    {
+    /// @dev σ the configured sources give now (0 when none is usable), before hysteresis, clamped. `est` is the
+    /// estimator's σ capped at 2^64 − 1 (0 when the source ignores it or it has no round yet); the cap changes
+    /// nothing, since the result is clamped to SigmaMax ≤ 10e18.
+    function _targetSigma(Market storage m, uint256 est) internal view returns (uint256 target, uint80 volRound) {
         uint8 source = m.params.sigmaSource;
         if (source != SOURCE_ESTIMATOR) {
             (target, volRound) = _feedSigma(m);
         }
-        if (source != SOURCE_FEED && e.initialized) {
-            target = Math.max(target, e.sigmaD18(block.timestamp));
+        if (source != SOURCE_FEED) {
+            target = Math.max(target, est);
         }
         if (target == 0) return (0, volRound);
         target = Math.min(Math.max(target, m.params.sigmaMinD18), m.params.sigmaMaxD18);
@@ -323,12 +332,20 @@ contract RiskManager is IRiskManager, AccessControl {
         return (0, 0);
     }
 
-    function _storeSigma(uint256 marketId, uint256 sigma, uint256 updatedAt, uint256 flags, uint256 folded, uint80 roundId)
-        internal
-    {
-        Market storage m = _markets[marketId];
+    function _storeSigma(
+        uint256 marketId,
+        uint256 sigma,
+        uint256 updatedAt,
+        uint256 flags,
+        uint256 folded,
+        uint80 roundId,
+        bool recompute
+    ) internal {
         Hot storage h = _hot[marketId];
-        (uint256 mmr, uint256 imr) = MarginMath.baseRatios(_ratioParams(m.params), sigma);
+        uint256 mmr;
+        uint256 imr;
+        if (recompute) (mmr, imr) = MarginMath.baseRatios(_ratioParams(_marketAt(marketId).params), sigma);
+        else (mmr, imr) = (h.mmrD18, h.imrD18);
         // σ ≤ SigmaMax ≤ 10e18 and ratios ≤ 1e18 + add-ons fit uint64; timestamps fit uint40.
         h.sigmaD18 = uint64(sigma);
         h.mmrD18 = uint64(mmr);
@@ -419,14 +436,14 @@ contract RiskManager is IRiskManager, AccessControl {
     function sigmaSources(uint256 marketId) external view returns (uint256 feedSigmaD18, uint256 estimatorSigmaD18) {
         Market storage m = _market(marketId);
         (feedSigmaD18,) = _feedSigma(m);
-        VolatilityEstimator.State storage e = _estimators[marketId];
-        if (e.initialized) estimatorSigmaD18 = e.sigmaD18(block.timestamp);
+        VolatilityEstimator.Packed storage e = _estimators[marketId];
+        if (e.initialized()) estimatorSigmaD18 = e.sigmaD18(block.timestamp);
     }
 
     /// @notice The on-chain estimator's state of a market (for integrators and differential tests).
     function estimatorState(uint256 marketId) external view returns (VolatilityEstimator.State memory) {
         _market(marketId);
-        return _estimators[marketId];
+        return _estimators[marketId].load();
     }
 
     /// @inheritdoc IRiskManager
@@ -445,6 +462,15 @@ contract RiskManager is IRiskManager, AccessControl {
     function _market(uint256 marketId) internal view returns (Market storage) {
         if (marketId >= _markets.length) revert RiskUnknownMarket(marketId);
         return _markets[marketId];
+    }
+
+    /// @dev `_markets[marketId]` without the length check, for an id known to be listed (the callers checked
+    /// its Hot slot or its index). A Market takes 8 slots: symbol, the vol-feed slot, 6 of MarketParams.
+    function _marketAt(uint256 marketId) internal pure returns (Market storage m) {
+        assembly ("memory-safe") {
+            mstore(0, _markets.slot)
+            m.slot := add(keccak256(0, 0x20), mul(marketId, 8))
+        }
     }
 
     function _setFeeds(uint256 marketId, AggregatorV3Interface priceFeed, AggregatorV3Interface volFeed) internal {
@@ -484,7 +510,8 @@ contract RiskManager is IRiskManager, AccessControl {
         if (d > 36) revert RiskInvalidFeed(address(feed));
     }
 
-    function _ratioParams(MarketParams memory p) internal pure returns (MarginMath.RatioParams memory) {
+    /// @dev Reads only the fields the ratios need (two slots of the parameters).
+    function _ratioParams(MarketParams storage p) internal view returns (MarginMath.RatioParams memory) {
         return MarginMath.RatioParams({
             zMmD18: p.zMmD18,
             zImD18: p.zImD18,
