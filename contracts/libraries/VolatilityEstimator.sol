@@ -34,6 +34,12 @@ library VolatilityEstimator {
     uint256 internal constant HOUR_DECAY = 999050933962625668;
     uint256 internal constant DAY_DECAY = 999723095978335281;
 
+    uint256 private constant M40 = type(uint40).max;
+    uint256 private constant M64 = type(uint64).max;
+    uint256 private constant M80 = type(uint80).max;
+    uint256 private constant M96 = type(uint96).max;
+    uint256 private constant M128 = type(uint128).max;
+
     /// @dev The estimator's state as integrators and tests see it (`RiskManager.estimatorState`); storage keeps
     /// the same values packed in `Packed`.
     struct State {
@@ -97,12 +103,31 @@ library VolatilityEstimator {
         st.anchorPriceD18 = s.anchorPriceD18;
         st.maxExcursionD18 = s.maxExcursionD18;
         st.tailVarD18 = s.tailVarD18;
-        st.variancesD18 = s.variancesD18;
         st.longRunVarD18 = s.longRunVarD18;
         st.hourSumD18 = s.hourSumD18;
         st.daySumD18 = s.daySumD18;
-        st.hourFactorsD18 = s.hourFactorsD18;
-        st.dayFactorsD18 = s.dayFactorsD18;
+        // The three packed arrays, by one small loop (Solidity's per-type copy routines cost contract size).
+        uint128[4] memory v = st.variancesD18;
+        uint64[24] memory hf = st.hourFactorsD18;
+        uint64[7] memory df = st.dayFactorsD18;
+        uint128[4] storage sv = s.variancesD18;
+        uint64[24] storage shf = s.hourFactorsD18;
+        uint64[7] storage sdf = s.dayFactorsD18;
+        assembly ("memory-safe") {
+            // `n` elements of `bits` bits, packed from the low end of consecutive slots from `slot`, to the memory
+            // array at `ptr` (one word per element).
+            function unpack(slot, n, bits, ptr) {
+                let per := div(256, bits)
+                let mask := sub(shl(bits, 1), 1)
+                for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                    let w := sload(add(slot, div(i, per)))
+                    mstore(add(ptr, shl(5, i)), and(shr(mul(mod(i, per), bits), w), mask))
+                }
+            }
+            unpack(sv.slot, 4, 128, v)
+            unpack(shf.slot, 24, 64, hf)
+            unpack(sdf.slot, 7, 64, df)
+        }
     }
 
     /// @dev First round (t > 0): every variance starts at σ₀², every profile factor at 1.
@@ -133,38 +158,43 @@ library VolatilityEstimator {
     /// @dev Folds one round (price > 0, t ≥ last time; the caller checks). Returns the round's move from the
     /// previous round, |p − last|/last in D18, for the price-jump breaker.
     function update(Packed storage s, uint256 priceD18, uint256 t) internal returns (uint256 moveD18) {
-        uint256 last = s.lastPriceD18;
-        uint256 pa = s.anchorPriceD18;
-        uint256 anchorTime = s.anchorTime;
-        uint256 m = s.maxExcursionD18;
+        // Slots 0 and 1 are read once and written once (see `Packed` for the bit layout).
+        uint256 base = _slot(s);
+        uint256 w0 = _sload(base);
+        uint256 w1 = _sload(base + 1);
+        uint256 last = w1 & M128;
+        uint256 pa = w1 >> 128;
+        uint256 anchorTime = (w0 >> 120) & M40;
+        uint256 m = w0 >> 160;
         moveD18 = Math.mulDiv(priceD18 > last ? priceD18 - last : last - priceD18, WAD, last);
         uint256 x = Math.mulDiv(priceD18 >= pa ? priceD18 - pa : pa - priceD18, WAD, pa);
         if (x > m) m = x;
         uint256 dt = t - anchorTime;
+        uint256 p = priceD18 & M128; // the uint128 the price was always stored as
         if (dt < PERIOD) {
-            s.lastTime = uint40(t);
-            s.maxExcursionD18 = uint96(Math.min(m, type(uint96).max));
-            s.lastPriceD18 = uint128(priceD18);
+            // lastTime = t, max excursion = m (saturated), lastPrice = p.
+            _sstore(base, (w0 & M80) | (t << 80) | (anchorTime << 120) | (Math.min(m, M96) << 160));
+            _sstore(base + 1, (pa << 128) | p);
             return moveD18;
         }
-        _fold(s, x, m, dt, anchorTime);
-        s.lastTime = uint40(t);
-        s.anchorTime = uint40(t);
-        s.maxExcursionD18 = 0;
-        s.lastPriceD18 = uint128(priceD18);
-        s.anchorPriceD18 = uint128(priceD18);
+        _fold(base, x, m, dt, anchorTime);
+        // lastTime = anchorTime = t, max excursion = 0, lastPrice = anchorPrice = p.
+        _sstore(base, (w0 & M80) | (t << 80) | (t << 120));
+        _sstore(base + 1, (p << 128) | p);
     }
 
     /// @dev Closes a period: variance sample, profile, tail, EWMAs and long-run variance, in that order. Each
-    /// slot is read once and written once; the σ cache is dropped.
-    function _fold(Packed storage s, uint256 x, uint256 m, uint256 dt, uint256 anchorTime) private {
+    /// slot is read once and written once; the σ cache is dropped. EWMA results keep their uint128 width.
+    function _fold(uint256 base, uint256 x, uint256 m, uint256 dt, uint256 anchorTime) private {
         uint256 q = Math.mulDiv((WAD - BETA) * x * x + BETA * m * m, YEAR, dt * WAD36);
-        uint256 v0 = s.variancesD18[0];
-        uint256 v1 = s.variancesD18[1];
-        uint256 v2 = s.variancesD18[2];
-        uint256 v3 = s.variancesD18[3];
+        uint256 w3 = _sload(base + 3);
+        uint256 w4 = _sload(base + 4);
+        uint256 v0 = w3 & M128;
+        uint256 v1 = w3 >> 128;
+        uint256 v2 = w4 & M128;
+        uint256 v3 = w4 >> 128;
         uint256 blend = (0.4e18 * v0 + 0.25e18 * v1 + 0.1e18 * v2 + 0.25e18 * v3) / WAD;
-        _updateProfile(s, q, v3, anchorTime);
+        _updateProfile(base, q, v3, anchorTime);
         // Tail: the part of the period's largest excursion beyond TAIL_THRESHOLD period standard deviations.
         uint256 std = Math.sqrt(Math.mulDiv(blend, dt, YEAR) * WAD);
         uint256 thr = TAIL_THRESHOLD * std / WAD;
@@ -172,36 +202,60 @@ library VolatilityEstimator {
         uint256 qT = Math.mulDiv(ex * ex, YEAR, dt * WAD);
         // TAIL_HALF_LIFE == LONG_RUN_HALF_LIFE: one decay weight for both.
         uint256 a30 = FixedPointMath.decayD18(dt, LONG_RUN_HALF_LIFE);
-        s.tailVarD18 = uint128(_ewma(s.tailVarD18, qT, a30));
-        s.longRunVarD18 = uint128(_ewma(s.longRunVarD18, q, a30));
-        s.variancesD18[0] = uint128(_ewma(v0, q, FixedPointMath.decayD18(dt, 1 hours)));
-        s.variancesD18[1] = uint128(_ewma(v1, q, FixedPointMath.decayD18(dt, 4 hours)));
-        s.variancesD18[2] = uint128(_ewma(v2, q, FixedPointMath.decayD18(dt, 1 days)));
-        s.variancesD18[3] = uint128(_ewma(v3, q, FixedPointMath.decayD18(dt, 7 days)));
+        uint256 w5 = _sload(base + 5);
+        _sstore(base + 5, (_ewma(w5 & M128, qT, a30) & M128) | (_ewma(w5 >> 128, q, a30) << 128));
+        v0 = _ewma(v0, q, FixedPointMath.decayD18(dt, 1 hours)) & M128;
+        v1 = _ewma(v1, q, FixedPointMath.decayD18(dt, 4 hours));
+        _sstore(base + 3, v0 | (v1 << 128));
+        v2 = _ewma(v2, q, FixedPointMath.decayD18(dt, 1 days)) & M128;
+        v3 = _ewma(v3, q, FixedPointMath.decayD18(dt, 7 days));
+        _sstore(base + 4, v2 | (v3 << 128));
     }
 
     /// @dev The period's move in units of the 7-day σ feeds its hour-of-day and day-of-week buckets.
-    function _updateProfile(Packed storage s, uint256 q, uint256 vBase, uint256 anchor) private {
+    function _updateProfile(uint256 base, uint256 q, uint256 vBase, uint256 anchor) private {
         uint256 u = vBase == 0 ? SEASONAL_CAP : Math.sqrt(Math.mulDiv(q, WAD36, vBase));
         if (u > SEASONAL_CAP) u = SEASONAL_CAP;
         uint256 h = (anchor / HOUR) % 24;
         uint256 d = (anchor / DAY + 4) % 7;
-        uint256 hourSum = s.hourSumD18;
-        uint256 daySum = s.daySumD18;
-        uint256 fh = s.hourFactorsD18[h];
-        uint256 relH = Math.mulDiv(fh, 24 * WAD, hourSum);
+        uint256 w2 = _sload(base + 2);
+        // Hour factor h: slot 6 + h/4, bits 64·(h%4); day factor d: slot 12 + d/4, bits 64·(d%4).
+        uint256 hSlot = base + 6 + h / 4;
+        uint256 hShift = (h % 4) * 64;
+        uint256 wh = _sload(hSlot);
+        uint256 fh = (wh >> hShift) & M64;
+        uint256 relH = Math.mulDiv(fh, 24 * WAD, (w2 >> 96) & M80);
         uint256 ud = relH == 0 ? SEASONAL_CAP : Math.mulDiv(u, WAD, relH);
         if (ud > SEASONAL_CAP) ud = SEASONAL_CAP;
+        // Factors stay ≤ max(fh, u) ≤ SEASONAL_CAP < 2^64, the sums ≤ 24·SEASONAL_CAP < 2^80.
         uint256 newF = _ewma(fh, u, HOUR_DECAY);
-        s.hourFactorsD18[h] = uint64(newF);
-        uint256 gd = s.dayFactorsD18[d];
+        _sstore(hSlot, (wh & ~(M64 << hShift)) | (newF << hShift));
+        uint256 dSlot = base + 12 + d / 4;
+        uint256 dShift = (d % 4) * 64;
+        uint256 wd = _sload(dSlot);
+        uint256 gd = (wd >> dShift) & M64;
         uint256 newG = _ewma(gd, ud, DAY_DECAY);
-        s.dayFactorsD18[d] = uint64(newG);
-        // Slot 2 in one write: the sums, and no σ cache (the variances change).
-        s.sigmaCacheD18 = 0;
-        s.sigmaCacheHour = 0;
-        s.hourSumD18 = uint80(hourSum - fh + newF);
-        s.daySumD18 = uint80(daySum - gd + newG);
+        _sstore(dSlot, (wd & ~(M64 << dShift)) | (newG << dShift));
+        // Slot 2: the new sums, and no σ cache (the variances change).
+        _sstore(base + 2, ((((w2 >> 96) & M80) - fh + newF) << 96) | (((w2 >> 176) - gd + newG) << 176));
+    }
+
+    function _slot(Packed storage s) private pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            slot := s.slot
+        }
+    }
+
+    function _sload(uint256 slot) private view returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := sload(slot)
+        }
+    }
+
+    function _sstore(uint256 slot, uint256 w) private {
+        assembly ("memory-safe") {
+            sstore(slot, w)
+        }
     }
 
     /// @dev Annualized σ (D18) at time `nowSec`.

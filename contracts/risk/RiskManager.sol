@@ -88,6 +88,17 @@ contract RiskManager is IRiskManager, AccessControl {
 
     mapping(uint256 => LiqLimit) internal _liqLimits;
 
+    /// @dev The parameters a poke reads, derived from `Market.params` by `_syncHot`: one slot instead of three.
+    struct PokeConfig {
+        uint64 sigmaMinD18;
+        uint64 sigmaMaxD18;
+        uint64 sigmaBreakerD18;
+        uint32 sigmaDecayHalfLife;
+        uint8 sigmaSource;
+    }
+
+    mapping(uint256 => PokeConfig) internal _pokeConfigs;
+
     /// @param admin holder of DEFAULT_ADMIN_ROLE (a timelock in production).
     /// @param sequencerFeed_ Chainlink L2 sequencer-uptime feed, or zero on L1.
     /// @param sequencerGracePeriod_ seconds after the sequencer comes back before opening and liquidations resume.
@@ -179,10 +190,11 @@ contract RiskManager is IRiskManager, AccessControl {
         Hot storage h = _hot[marketId];
         if (pendingRounds(marketId) > 0) return true;
         if (block.timestamp - h.sigmaUpdatedAt > m.params.volMaxAge / 2) return true;
+        PokeConfig storage c = _pokeConfigs[marketId];
         VolatilityEstimator.Packed storage e = _estimators[marketId];
         uint256 est;
-        if (m.params.sigmaSource != SOURCE_FEED && e.initialized()) est = Math.min(e.sigmaD18(block.timestamp), type(uint64).max);
-        (uint256 target,) = _targetSigma(m, est);
+        if (c.sigmaSource != SOURCE_FEED && e.initialized()) est = Math.min(e.sigmaD18(block.timestamp), type(uint64).max);
+        (uint256 target,) = _targetSigma(m, c, h.volMaxAge, est);
         if (target != 0 && target != h.sigmaD18) return true;
         try m.volFeed.latestRoundData() returns (uint80 rid, int256, uint256, uint256, uint80) {
             return rid != m.lastVolRoundId;
@@ -202,10 +214,11 @@ contract RiskManager is IRiskManager, AccessControl {
         if (jumped) flags |= BREAKER_PRICE_JUMP;
         else if (folded > 0) flags &= ~BREAKER_PRICE_JUMP; // a later clean round clears the breaker
 
+        PokeConfig storage c = _pokeConfigs[marketId];
         // The estimator's σ (cached per clock hour), when the source uses it.
         uint256 est;
-        if (m.params.sigmaSource != SOURCE_FEED && e.initialized()) est = e.cappedSigmaD18(block.timestamp);
-        (uint256 target, uint80 volRound) = _targetSigma(m, est);
+        if (c.sigmaSource != SOURCE_FEED && e.initialized()) est = e.cappedSigmaD18(block.timestamp);
+        (uint256 target, uint80 volRound) = _targetSigma(m, c, h.volMaxAge, est);
         uint256 stored = h.sigmaD18;
         uint256 sigma = stored;
         uint256 updatedAt = h.sigmaUpdatedAt;
@@ -216,7 +229,7 @@ contract RiskManager is IRiskManager, AccessControl {
             } else {
                 // Falls decay toward the target with a half-life (hysteresis against whipsaw).
                 uint256 w = FixedPointMath.exp2NegD18(
-                    (block.timestamp - updatedAt) * FixedPointMath.WAD / m.params.sigmaDecayHalfLife
+                    (block.timestamp - updatedAt) * FixedPointMath.WAD / c.sigmaDecayHalfLife
                 );
                 sigma = target + Math.mulDiv(sigma - target, w, FixedPointMath.WAD);
             }
@@ -224,12 +237,12 @@ contract RiskManager is IRiskManager, AccessControl {
         }
         if (sigma == 0) {
             // Nothing usable yet (no feed round, no estimator history): start at σ_max, the safe side.
-            sigma = m.params.sigmaMaxD18;
+            sigma = c.sigmaMaxD18;
             updatedAt = block.timestamp;
         }
         // Governance may have moved the bounds since σ was stored: the stored σ never leaves them.
-        sigma = Math.min(Math.max(sigma, m.params.sigmaMinD18), m.params.sigmaMaxD18);
-        if (sigma > m.params.sigmaBreakerD18) flags |= BREAKER_SIGMA;
+        sigma = Math.min(Math.max(sigma, c.sigmaMinD18), c.sigmaMaxD18);
+        if (sigma > c.sigmaBreakerD18) flags |= BREAKER_SIGMA;
         else flags &= ~BREAKER_SIGMA;
         // The ratios depend on σ and the parameters only (a parameter change recomputes them): an unchanged σ
         // keeps them, and the parameters they need are not read.
@@ -308,23 +321,27 @@ contract RiskManager is IRiskManager, AccessControl {
     /// @dev σ the configured sources give now (0 when none is usable), before hysteresis, clamped. `est` is the
     /// estimator's σ capped at 2^64 − 1 (0 when the source ignores it or it has no round yet); the cap changes
     /// nothing, since the result is clamped to SigmaMax ≤ 10e18.
-    function _targetSigma(Market storage m, uint256 est) internal view returns (uint256 target, uint80 volRound) {
-        uint8 source = m.params.sigmaSource;
+    function _targetSigma(Market storage m, PokeConfig storage c, uint256 volMaxAge, uint256 est)
+        internal
+        view
+        returns (uint256 target, uint80 volRound)
+    {
+        uint8 source = c.sigmaSource;
         if (source != SOURCE_ESTIMATOR) {
-            (target, volRound) = _feedSigma(m);
+            (target, volRound) = _feedSigma(m, volMaxAge);
         }
         if (source != SOURCE_FEED) {
             target = Math.max(target, est);
         }
         if (target == 0) return (0, volRound);
-        target = Math.min(Math.max(target, m.params.sigmaMinD18), m.params.sigmaMaxD18);
+        target = Math.min(Math.max(target, c.sigmaMinD18), c.sigmaMaxD18);
     }
 
     /// @dev σ from the Chainlink realized-volatility feed (a percentage: 45.2 means 45.2%); 0 if the round is
     /// invalid or older than VolMaxAge.
-    function _feedSigma(Market storage m) internal view returns (uint256 sigmaD18, uint80 roundId) {
+    function _feedSigma(Market storage m, uint256 volMaxAge) internal view returns (uint256 sigmaD18, uint80 roundId) {
         try m.volFeed.latestRoundData() returns (uint80 rid, int256 answer, uint256, uint256 updatedAt, uint80) {
-            if (answer > 0 && updatedAt != 0 && updatedAt <= block.timestamp && block.timestamp - updatedAt <= m.params.volMaxAge)
+            if (answer > 0 && updatedAt != 0 && updatedAt <= block.timestamp && block.timestamp - updatedAt <= volMaxAge)
             {
                 return (ChainlinkOracle.scaleToD18(uint256(answer), m.volDecimals) / 100, rid);
             }
@@ -346,12 +363,14 @@ contract RiskManager is IRiskManager, AccessControl {
         uint256 imr;
         if (recompute) (mmr, imr) = MarginMath.baseRatios(_ratioParams(_marketAt(marketId).params), sigma);
         else (mmr, imr) = (h.mmrD18, h.imrD18);
-        // σ ≤ SigmaMax ≤ 10e18 and ratios ≤ 1e18 + add-ons fit uint64; timestamps fit uint40.
-        h.sigmaD18 = uint64(sigma);
-        h.mmrD18 = uint64(mmr);
-        h.imrD18 = uint64(imr);
-        h.sigmaUpdatedAt = uint40(updatedAt);
-        h.flags = uint8(flags);
+        // Hot's σ slot in one write: σ | mmr << 64 | imr << 128 | sigmaUpdatedAt << 192 | flags << 232, keeping
+        // priceJumpBps (bits 240–255). σ ≤ SigmaMax ≤ 10e18 and the ratios ≤ 1e18 fit 64 bits, timestamps 40,
+        // the breaker flags 8, so no field spills into the next.
+        assembly ("memory-safe") {
+            let slot := add(h.slot, 1)
+            let kept := and(sload(slot), shl(240, 0xffff))
+            sstore(slot, or(kept, or(or(sigma, shl(64, mmr)), or(shl(128, imr), or(shl(192, updatedAt), shl(232, flags))))))
+        }
         emit VolatilityUpdated(marketId, sigma, mmr, imr, folded, roundId, flags);
     }
 
@@ -435,7 +454,7 @@ contract RiskManager is IRiskManager, AccessControl {
     /// @inheritdoc IRiskManager
     function sigmaSources(uint256 marketId) external view returns (uint256 feedSigmaD18, uint256 estimatorSigmaD18) {
         Market storage m = _market(marketId);
-        (feedSigmaD18,) = _feedSigma(m);
+        (feedSigmaD18,) = _feedSigma(m, m.params.volMaxAge);
         VolatilityEstimator.Packed storage e = _estimators[marketId];
         if (e.initialized()) estimatorSigmaD18 = e.sigmaD18(block.timestamp);
     }
@@ -500,6 +519,9 @@ contract RiskManager is IRiskManager, AccessControl {
         h.liqFeeD18 = p.liqFeeD18;
         h.oiCapRatioD18 = p.oiCapRatioD18;
         h.priceJumpBps = uint16(p.priceJumpBreakerD18 / 1e14); // bounded to [100, 10000] bps
+        _pokeConfigs[marketId] = PokeConfig(
+            p.sigmaMinD18, p.sigmaMaxD18, p.sigmaBreakerD18, p.sigmaDecayHalfLife, p.sigmaSource
+        );
         _liqLimits[marketId] =
             LiqLimit(p.liqWindowSec, uint224(Math.mulDiv(p.skewScaleD18, p.liqLimitD18, FixedPointMath.WAD)));
     }
