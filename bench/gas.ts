@@ -13,6 +13,7 @@ import hre from "hardhat";
 import { parseUnits } from "ethers";
 import { deploySigma, PRICE_FEED_DECIMALS } from "../scripts/lib/deploy";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
+import { VolatilityEstimator } from "../sdk/volatility";
 
 const TARGETS: Record<string, number> = {
   deposit: 80_000,
@@ -215,6 +216,11 @@ async function main() {
   await d.priceFeeds[0].updateAnswer(parseUnits("2010", PRICE_FEED_DECIMALS));
   gas.pokeVolatilityFoldRound = await used(d.riskManager.pokeVolatility(0));
 
+  // σ poke on a real price path: Chainlink ETH/USD rounds replayed through the mock feed, a keeper poking after
+  // every round, the production configuration (σ = max(vol feed, on-chain estimator)), the vol feed updated daily.
+  const replay = await pokeReplay(admin);
+  Object.assign(gas, replay.gas);
+
   const outDir = path.join(__dirname, "..", "reports");
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, "gas.json"), JSON.stringify(gas, null, 2) + "\n");
@@ -225,7 +231,141 @@ async function main() {
     const verdict = t ? (v <= t ? `≤ ${t} ok` : `> ${t} OVER`) : "";
     console.log(`${k.padEnd(22)} ${String(v).padStart(8)}   ${verdict}`);
   }
+  for (const line of replay.notes) console.log(line);
   console.log(`written ${path.relative(process.cwd(), path.join(outDir, "gas.json"))}`);
+}
+
+/** Real Chainlink ETH/USD rounds (../shared/data, README there; SIGMA_ROUNDS_CSV overrides the path). A clone
+ * without the data replays a generated path with the same cadence (1 h heartbeats plus 0.5%-deviation rounds). */
+const ROUNDS_CSV = process.env.SIGMA_ROUNDS_CSV ?? path.join(__dirname, "../../shared/data/chainlink_eth_usd_rounds.csv");
+/** Rounds replayed (SIGMA_POKE_ROUNDS overrides): 1,000 real rounds are about four weeks. */
+const REPLAY_ROUNDS = Number(process.env.SIGMA_POKE_ROUNDS ?? 1000);
+/** The issue's budget for a poke: 40,000 + 15,000 per round folded in. */
+const POKE_BUDGET_BASE = 40_000;
+const POKE_BUDGET_PER_ROUND = 15_000;
+
+interface Round {
+  roundId: bigint;
+  answer: bigint;
+  updatedAt: bigint;
+}
+
+function loadRounds(limit: number): { rounds: Round[]; source: string } {
+  if (fs.existsSync(ROUNDS_CSV)) {
+    const lines = fs.readFileSync(ROUNDS_CSV, "utf8").trim().split("\n").slice(1, limit + 1);
+    const rounds = lines.map((l) => {
+      const [roundId, answer, , updatedAt] = l.split(",");
+      return { roundId: BigInt(roundId), answer: BigInt(answer), updatedAt: BigInt(updatedAt) };
+    });
+    return { rounds, source: `${rounds.length} real Chainlink ETH/USD rounds (${path.basename(ROUNDS_CSV)})` };
+  }
+  let seed = 42;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const rounds: Round[] = [];
+  let p = 2000e8;
+  let last = p;
+  let t = 1_700_000_000;
+  let lastT = t;
+  while (rounds.length < limit) {
+    t += 60;
+    p *= 1 + (rnd() - 0.5) * 0.004;
+    if (Math.abs(p / last - 1) >= 0.005 || t - lastT >= 3600) {
+      rounds.push({ roundId: (6n << 64n) | BigInt(rounds.length + 1), answer: BigInt(Math.round(p)), updatedAt: BigInt(t) });
+      last = p;
+      lastT = t;
+    }
+  }
+  return { rounds, source: `${rounds.length} generated rounds (${ROUNDS_CSV} not found)` };
+}
+
+/** Calldata gas of a transaction (EIP-2028: 16 per non-zero byte, 4 per zero byte). */
+function calldataGas(data: string): number {
+  let g = 0;
+  for (let i = 2; i < data.length; i += 2) g += data.slice(i, i + 2) === "00" ? 4 : 16;
+  return g;
+}
+
+const mean = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
+const quantile = (xs: number[], q: number) => {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+async function pokeReplay(admin: any): Promise<{ gas: Record<string, number>; notes: string[] }> {
+  const { ethers, network } = hre;
+  const d = await deploySigma(admin); // DEFAULT_MARKETS: σ source MAX
+  const rm = d.riskManager;
+  const feed = d.priceFeeds[0];
+  const volFeed = d.volFeeds[0];
+  const { rounds, source } = loadRounds(REPLAY_ROUNDS);
+  const latest = async () => BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
+  // Shift the history to the chain's present by whole weeks (keeps hour of day and weekday).
+  const WEEK = 7n * 86400n;
+  const shift = ((await latest()) - rounds[0].updatedAt) / WEEK * WEEK + WEEK;
+  // The TypeScript estimator tells which rounds close an hourly period (it equals the on-chain one to the wei).
+  const model = new VolatilityEstimator();
+  const first = await feed.getRoundData(await feed.latestRound());
+  model.update(first.answer * 10n ** 10n, first.updatedAt);
+  let lastVolUpdate = await latest();
+
+  type Poke = { tx: number; exec: number; folded: number; fold: boolean };
+  const pokes: Poke[] = [];
+  for (let i = 0; i < rounds.length; i++) {
+    const r = rounds[i];
+    const t = r.updatedAt + shift;
+    if (t > (await latest())) await network.provider.send("evm_setNextBlockTimestamp", [Number(t)]);
+    await feed.updateRoundData(r.roundId, r.answer, t, t);
+    if (t - lastVolUpdate >= 86400n) {
+      await volFeed.updateAnswer(await volFeed.latestAnswer()); // the realized-vol feed's daily round
+      lastVolUpdate = t;
+    }
+    const periodsBefore = model.state().periods;
+    model.update(r.answer * 10n ** 10n, t);
+    const tx = await rm.pokeVolatility(0);
+    const rc = (await tx.wait())!;
+    const ev = rc.logs.map((l: any) => rm.interface.parseLog(l)).find((e: any) => e?.name === "VolatilityUpdated");
+    const txGas = Number(rc.gasUsed);
+    pokes.push({
+      tx: txGas,
+      exec: txGas - 21_000 - calldataGas(tx.data),
+      folded: Number(ev!.args.roundsFolded),
+      fold: model.state().periods > periodsBefore,
+    });
+  }
+  // The first poke walks from the mock's listing round across the empty phases 1–5 to phase 6: a one-off.
+  const steady = pokes.slice(1);
+  const tx = steady.map((p) => p.tx);
+  const exec = steady.map((p) => p.exec);
+  const folds = steady.filter((p) => p.fold);
+  const inPeriod = steady.filter((p) => !p.fold);
+  const budget = (p: Poke) => POKE_BUDGET_BASE + POKE_BUDGET_PER_ROUND * p.folded;
+  const within = (key: "tx" | "exec") => steady.filter((p) => p[key] <= budget(p)).length;
+  const meanBudget = mean(steady.map(budget));
+  const gas: Record<string, number> = {
+    pokeReplayPokes: steady.length,
+    pokeReplayMean: mean(tx),
+    pokeReplayP50: quantile(tx, 0.5),
+    pokeReplayP90: quantile(tx, 0.9),
+    pokeReplayMax: Math.max(...tx),
+    pokeReplayFoldMean: mean(folds.map((p) => p.tx)),
+    pokeReplayInPeriodMean: mean(inPeriod.map((p) => p.tx)),
+    pokeReplayExecMean: mean(exec),
+    pokeReplayExecFoldMean: mean(folds.map((p) => p.exec)),
+    pokeReplayExecInPeriodMean: mean(inPeriod.map((p) => p.exec)),
+  };
+  const pct = (n: number) => `${((100 * n) / steady.length).toFixed(1)}%`;
+  const notes = [
+    "",
+    `pokeReplay: ${source}, a poke after each round (σ source MAX, vol feed daily); first poke (phase walk) excluded.`,
+    `  ${steady.length} pokes, ${folds.length} close an hourly period (fold), ${inPeriod.length} stay inside it; rounds folded per poke: ${mean(steady.map((p) => p.folded))}.`,
+    `  tx gas (incl. 21,000 intrinsic + calldata):  mean ${mean(tx)}, p50 ${quantile(tx, 0.5)}, p90 ${quantile(tx, 0.9)}, max ${Math.max(...tx)}; fold mean ${gas.pokeReplayFoldMean}, in-period mean ${gas.pokeReplayInPeriodMean}`,
+    `  execution gas (tx − 21,000 − calldata):     mean ${mean(exec)}, p50 ${quantile(exec, 0.5)}, max ${Math.max(...exec)}; fold mean ${gas.pokeReplayExecFoldMean}, in-period mean ${gas.pokeReplayExecInPeriodMean}`,
+    `  budget ≤ ${POKE_BUDGET_BASE} + ${POKE_BUDGET_PER_ROUND} × rounds (= ${meanBudget} per poke here):`,
+    `    tx gas:        mean ${mean(tx)} ${mean(tx) <= meanBudget ? "≤" : ">"} ${meanBudget} ${mean(tx) <= meanBudget ? "ok" : "OVER"}; ${within("tx")}/${steady.length} pokes (${pct(within("tx"))}) within`,
+    `    execution gas: mean ${mean(exec)} ${mean(exec) <= meanBudget ? "≤" : ">"} ${meanBudget} ${mean(exec) <= meanBudget ? "ok" : "OVER"}; ${within("exec")}/${steady.length} pokes (${pct(within("exec"))}) within`,
+  ];
+  return { gas, notes };
 }
 
 main().catch((e) => {
