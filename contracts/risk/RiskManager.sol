@@ -257,45 +257,58 @@ contract RiskManager is IRiskManager, AccessControl {
         returns (uint256 folded, bool jumped)
     {
         AggregatorV3Interface feed = h.priceFeed;
-        (uint80 latest,,,,) = feed.latestRoundData();
+        // The latest round's data comes with its id: it is folded from here, without a getRoundData call.
+        (uint80 latest, int256 latestAnswer,, uint256 latestUpdatedAt,) = feed.latestRoundData();
         uint80 cursor = e.lastRoundId;
         if (cursor == latest) return (0, false);
         if (cursor == 0 || _distance(cursor, latest) > MAX_BACKLOG) {
             // No history yet, or too far behind to walk: fold the latest round as one return over the gap.
-            (folded, jumped) = _foldRound(marketId, latest, cursor == 0);
+            (folded, jumped) = _foldAnswer(marketId, latest, latestAnswer, latestUpdatedAt, cursor == 0);
             e.lastRoundId = latest;
             return (folded, jumped);
         }
         for (uint256 i; i < MAX_ROUNDS_PER_POKE && cursor != latest; ++i) {
             cursor = _nextRound(feed, cursor, latest);
-            (uint256 ok, bool j) = _foldRound(marketId, cursor, false);
+            (uint256 ok, bool j) = cursor == latest
+                ? _foldAnswer(marketId, latest, latestAnswer, latestUpdatedAt, false)
+                : _foldRound(marketId, cursor);
             folded += ok;
             jumped = jumped || j;
         }
         e.lastRoundId = cursor;
     }
 
-    /// @dev Reads one round and folds it in (or initializes the estimator with it). Incomplete, non-positive,
-    /// future or not-newer rounds are rejected: returns 0.
-    function _foldRound(uint256 marketId, uint80 roundId, bool initOnly) internal returns (uint256, bool) {
-        Hot storage h = _hot[marketId];
-        try h.priceFeed.getRoundData(roundId) returns (uint80, int256 answer, uint256, uint256 updatedAt, uint80) {
-            VolatilityEstimator.Packed storage e = _estimators[marketId];
-            if (answer <= 0 || updatedAt <= e.lastTime || updatedAt > block.timestamp) return (0, false);
-            uint256 p = ChainlinkOracle.scaleToD18(uint256(answer), h.priceDecimals);
-            if (initOnly) {
-                e.init(p, updatedAt);
-                return (0, false);
-            }
-            uint256 moveD18 = e.update(p, updatedAt);
-            if (moveD18 > uint256(_hot[marketId].priceJumpBps) * 1e14) {
-                emit PriceJumpDetected(marketId, roundId, moveD18);
-                return (1, true);
-            }
-            return (1, false);
+    /// @dev Reads one round and folds it in; a round the feed cannot return is skipped (returns 0).
+    function _foldRound(uint256 marketId, uint80 roundId) internal returns (uint256, bool) {
+        try _hot[marketId].priceFeed.getRoundData(roundId) returns (
+            uint80, int256 answer, uint256, uint256 updatedAt, uint80
+        ) {
+            return _foldAnswer(marketId, roundId, answer, updatedAt, false);
         } catch {
             return (0, false);
         }
+    }
+
+    /// @dev Folds one round's answer in (or initializes the estimator with it). Incomplete, non-positive, future
+    /// or not-newer rounds are rejected: returns 0.
+    function _foldAnswer(uint256 marketId, uint80 roundId, int256 answer, uint256 updatedAt, bool initOnly)
+        internal
+        returns (uint256, bool)
+    {
+        Hot storage h = _hot[marketId];
+        VolatilityEstimator.Packed storage e = _estimators[marketId];
+        if (answer <= 0 || updatedAt <= e.lastTime || updatedAt > block.timestamp) return (0, false);
+        uint256 p = ChainlinkOracle.scaleToD18(uint256(answer), h.priceDecimals);
+        if (initOnly) {
+            e.init(p, updatedAt);
+            return (0, false);
+        }
+        uint256 moveD18 = e.update(p, updatedAt);
+        if (moveD18 > uint256(h.priceJumpBps) * 1e14) {
+            emit PriceJumpDetected(marketId, roundId, moveD18);
+            return (1, true);
+        }
+        return (1, false);
     }
 
     /// @dev The round after `cursor`: the next id in the same phase, or the first round of the next phase
