@@ -200,9 +200,13 @@ async function main() {
     gas.liquidateBatchPerAccount = Math.round(total / 20);
   }
 
-  // σ poke: fold N new price rounds.
+  // σ poke: fold N new price rounds, all inside one hourly period (a round an hour after the anchor closes the
+  // period first, so the N rounds, a minute apart, never trigger the fold measured below).
   for (const n of [1, 8, 32]) {
     while ((await d.riskManager.pendingRounds(0)) > 0n) await d.riskManager.pokeVolatility(0);
+    await advance(3600);
+    await d.priceFeeds[0].updateAnswer(parseUnits("2000", PRICE_FEED_DECIMALS));
+    await d.riskManager.pokeVolatility(0);
     for (let i = 0; i < n; i++) {
       await advance(60);
       await d.priceFeeds[0].updateAnswer(parseUnits(String(2000 + (i % 2 ? 5 : -5)), PRICE_FEED_DECIMALS));

@@ -130,7 +130,7 @@ library VolatilityEstimator {
         }
     }
 
-    /// @dev First round (t > 0): every variance starts at σ₀², every profile factor at 1.
+    /// @dev First round (t > 0): every variance starts at σ₀², every profile factor at 1; the σ cache is dropped.
     function init(Packed storage s, uint256 priceD18, uint256 t) internal {
         uint256 v0 = INITIAL_SIGMA * INITIAL_SIGMA / WAD;
         s.lastTime = uint40(t);
@@ -145,7 +145,7 @@ library VolatilityEstimator {
         for (uint256 i; i < 4; ++i) {
             s.variancesD18[i] = uint128(v0);
         }
-        s.tailVarD18 = 0;
+        // The tail variance is left as it is (0 on a market's first round), as before the packing.
         s.longRunVarD18 = uint128(v0);
         for (uint256 h; h < 24; ++h) {
             s.hourFactorsD18[h] = uint64(WAD);
