@@ -99,6 +99,9 @@ contract RiskManager is IRiskManager, AccessControl {
 
     mapping(uint256 => PokeConfig) internal _pokeConfigs;
 
+    /// @notice `_marketAt`'s stride no longer matches the Market struct (a development-time guard).
+    error RiskMarketLayout();
+
     /// @param admin holder of DEFAULT_ADMIN_ROLE (a timelock in production).
     /// @param sequencerFeed_ Chainlink L2 sequencer-uptime feed, or zero on L1.
     /// @param sequencerGracePeriod_ seconds after the sequencer comes back before opening and liquidations resume.
@@ -121,6 +124,14 @@ contract RiskManager is IRiskManager, AccessControl {
         if (_markets.length >= MAX_MARKETS) revert RiskTooManyMarkets();
         marketId = _markets.length;
         Market storage m = _markets.push();
+        // `_marketAt` (the poke's unchecked access) assumes 8 slots per Market: checked at every listing, so a
+        // change of the Market layout fails the first deployment with two markets instead of misreading storage.
+        Market storage at = _marketAt(marketId);
+        bool sameSlot;
+        assembly ("memory-safe") {
+            sameSlot := eq(at.slot, m.slot)
+        }
+        if (!sameSlot) revert RiskMarketLayout();
         m.symbol = symbol;
         m.params = params;
         for (uint256 i; i <= uint256(type(Param).max); ++i) {
