@@ -17,6 +17,7 @@ library FixedPointMath {
     /// ⌊⌊r/2^n⌋/1e18⌋ (0 for n ≥ 120). Within one wei of ⌊2^(−x)·1e18⌋.
     /// Unrolled, with the 64 factors of EXP2_FRACTION_D36 inline (no table copied to memory): r ≤ 1e36 and every
     /// factor < 1e36, so r·factor < 2^256 and the unchecked products equal the checked ones.
+    // solhint-disable-next-line function-max-lines
     function exp2NegD18(uint256 xD18) internal pure returns (uint256 r) {
         uint256 n = xD18 / WAD;
         if (n >= 120) return 0;
