@@ -179,6 +179,10 @@ export class Indexer {
   private ordersMap = new Map<string, PendingOrder>();
   private recent: RecentBlock[] = [];
   private seen = new Set<string>();
+  /** Accounts whose collateral or positions changed since the last takeChanges() (bounded by the accounts). */
+  private changed = new Set<string>();
+  /** Set when the index was rewound, rebuilt, loaded or corrected: every account may have changed. */
+  private changedAll = true;
   lastBlock: number;
   lastHash: string | null = null;
   /** True when the state changed since the last checkpoint. */
@@ -223,6 +227,18 @@ export class Indexer {
     let m: bigint | null = null;
     for (const id of this.ordersMap.keys()) if (m === null || BigInt(id) > m) m = BigInt(id);
     return m;
+  }
+
+  /**
+   * Accounts whose collateral or positions changed (by an applied event) since the previous call, and
+   * whether the whole index may have changed (reorg, rebuild, checkpoint load, backstop correction): the
+   * liquidation job rescans only these between full scans.
+   */
+  takeChanges(): { all: boolean; accounts: string[] } {
+    const out = { all: this.changedAll, accounts: [...this.changed] };
+    this.changed.clear();
+    this.changedAll = false;
+    return out;
   }
 
   /** A canonical view of the index (tests compare an incrementally built index with a fresh one). */
@@ -350,6 +366,8 @@ export class Indexer {
 
   /** Forgets everything (the next sync rebuilds from the deployment block). */
   reset(): void {
+    this.changed.clear();
+    this.changedAll = true;
     this.accountsMap.clear();
     this.ordersMap.clear();
     this.recent = [];
@@ -360,6 +378,7 @@ export class Indexer {
   }
 
   private apply(ev: ProtocolEvent, block: number, undo: UndoOp[]): void {
+    if (ev.type === "Deposited" || ev.type === "PositionModified" || ev.type === "Liquidated") this.changed.add(ev.account);
     switch (ev.type) {
       case "Deposited":
         this.setAccount(ev.account, this.accountsMap.get(ev.account) ?? 0n, undo);
@@ -408,6 +427,8 @@ export class Indexer {
   }
 
   private undo(e: RecentBlock): void {
+    // Undone deposits leave no undo op (collateral is not indexed): treat every account as changed.
+    if (e.logs.length > 0 || e.undo.length > 0) this.changedAll = true;
     for (let i = e.undo.length - 1; i >= 0; i--) {
       const op = e.undo[i];
       if (op.k === "acct") {
@@ -452,6 +473,7 @@ export class Indexer {
     for (const id of c.removeOrders ?? []) this.removeOrder(id, entry.undo);
     const n = entry.undo.length - before;
     if (n > 0) {
+      this.changedAll = true;
       this.dirty = true;
       this.publish();
     }

@@ -307,7 +307,7 @@ export class Keeper {
       caps: this.caps,
       shard: this.shard,
       deployment: this.config.deploymentFile,
-      settings: { batchSize: this.config.batchSize, liquidationBatchSize: this.config.liquidationBatchSize, heartbeatSec: this.config.heartbeat },
+      settings: { batchSize: this.config.batchSize, liquidationBatchSize: this.config.liquidationBatchSize, heartbeatSec: this.config.heartbeat, rescanIntervalSec: this.config.rescanInterval },
       log: this.log,
       metrics: this.metrics,
       stopping: () => this.stopping,

@@ -16,38 +16,122 @@ export interface Health {
   marginCallDeadline?: bigint;
 }
 
+/** healthBatch calls in flight during a scan; liquidation transactions prepared (simulated, signed) at once. */
+const SCAN_PARALLEL = 4;
+const SEND_PARALLEL = 4;
+
 /**
- * Evaluates the health of every indexed account with positions (of this shard) with one healthBatch view
+ * Evaluates the health of the indexed accounts with positions (of this shard) with one healthBatch view
  * call per batch, then liquidates the liquidatable ones, largest shortfall (maintenance − equity) first,
  * through liquidateBatch where the contract has it. On contracts with margin calls it also flags accounts
  * below maintenance that are not liquidatable yet.
+ *
+ * What is scanned (where the lens has marketSnapshots and --rescan-interval > 0):
+ *  - every account when a market's snapshot changed (new price round, σ, breakers, parameters), when the
+ *    index was rewound or rebuilt, and at least every --rescan-interval seconds (funding drifts slowly);
+ *    the accounts closest to liquidation at their last scan first, and the liquidations found among them
+ *    are sent before the rest is scanned;
+ *  - otherwise only the accounts whose positions or collateral changed (indexed events) and those below
+ *    maintenance at their last scan (a margin call's deadline can pass without any event).
  */
 export class LiquidationsJob implements Job {
   readonly name = "liquidations" as const;
   private warnedMarginCalls = false;
   private lastReported = "";
+  /** equity / maintenance at each account's last scan (a float, for ordering only). */
+  private ratio = new Map<string, number>();
+  /** Accounts below maintenance at their last scan: rescanned every iteration. */
+  private readonly watch = new Set<string>();
+  /** Accounts changed by indexed events and not rescanned yet. */
+  private readonly changed = new Set<string>();
+  private marketKey: string | null = null;
+  private lastFullScanAt = -Infinity;
+  private needFull = true;
 
   async run(ctx: JobContext): Promise<void> {
-    const accounts = ctx.indexer.accountsWithPositions().filter((a) => ctx.shard.ownsAccount(a));
-    if (accounts.length === 0) return;
-    const t0 = process.hrtime.bigint();
-    const health = await this.scan(ctx, accounts);
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    ctx.metrics.healthScanSeconds.observe(seconds);
+    const changes = ctx.indexer.takeChanges();
+    if (changes.all) this.needFull = true;
+    for (const a of changes.accounts) this.changed.add(a);
 
+    const intervalMs = (ctx.settings.rescanIntervalSec ?? 0) * 1000;
+    const key = intervalMs > 0 && ctx.caps.marketSnapshots ? await this.marketsKey(ctx) : null;
+    const full = this.needFull || key === null || key !== this.marketKey || Date.now() - this.lastFullScanAt >= intervalMs;
+    const has = (a: string) => ctx.shard.ownsAccount(a) && (ctx.indexer.marketsOf(a) ?? 0n) !== 0n;
+    let accounts: string[];
+    if (full) {
+      accounts = ctx.indexer.accountsWithPositions().filter((a) => ctx.shard.ownsAccount(a));
+      // Riskiest first (never scanned: first of all).
+      const r = (a: string) => this.ratio.get(a) ?? -Infinity;
+      accounts.sort((x, y) => r(x) - r(y));
+    } else {
+      accounts = [...new Set([...this.watch, ...this.changed])].filter(has);
+    }
+    for (const a of this.watch) if (!has(a)) this.watch.delete(a);
+
+    const t0 = process.hrtime.bigint();
+    const first = full && this.ratio.size > 0 ? ctx.settings.batchSize * SCAN_PARALLEL : accounts.length;
+    const waves = accounts.length > first ? [accounts.slice(0, first), accounts.slice(first)] : [accounts];
+    const nextRatio = full ? new Map<string, number>() : this.ratio;
+    const inflight: Promise<void>[] = [];
+    let liquidatableCount = 0;
+    try {
+      for (const wave of waves) {
+        if (wave.length === 0 || ctx.stopping()) continue;
+        const health = await this.scan(ctx, wave);
+        for (const h of health) this.record(h, nextRatio);
+        liquidatableCount += await this.act(ctx, health, inflight);
+      }
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      ctx.metrics.accountsScanned.inc({ scan: full ? "full" : "changed" }, accounts.length);
+      if (full) {
+        ctx.metrics.healthScanSeconds.observe(seconds);
+        this.ratio = nextRatio;
+        this.marketKey = key;
+        this.lastFullScanAt = Date.now();
+        this.needFull = false;
+      } else for (const a of [...this.ratio.keys()]) if (!has(a)) this.ratio.delete(a);
+      this.changed.clear();
+      ctx.log.debug({ job: this.name, scan: full ? "full" : "changed", accounts: accounts.length, liquidatable: liquidatableCount, seconds }, "health scan");
+    } finally {
+      await Promise.all(inflight);
+    }
+  }
+
+  /** What a full scan depends on: every market's snapshot except the funding index; null when unreadable. */
+  private async marketsKey(ctx: JobContext): Promise<string | null> {
+    try {
+      const snaps = (await ctx.contracts.health.getFunction("marketSnapshots").staticCall()) as { priced: boolean; risk: unknown[] }[];
+      return snaps.map((x) => `${x.priced}:${[...x.risk].map(String).join(",")}`).join(";");
+    } catch (e) {
+      if (!isRevert(e)) throw e;
+      return null;
+    }
+  }
+
+  private record(h: Health, ratio: Map<string, number>): void {
+    const below = h.liquidatable || (h.status !== undefined && h.status !== STATUS.Healthy) || (h.maintenance > 0n && h.equity < h.maintenance);
+    if (below) this.watch.add(h.account);
+    else this.watch.delete(h.account);
+    // An all-zero summary (market not priceable now) sorts first at the next full scan.
+    ratio.set(h.account, h.maintenance === 0n ? (h.equity === 0n ? -Infinity : Infinity) : Number((h.equity * 10_000n) / h.maintenance) / 10_000);
+  }
+
+  /** Sends the liquidations (and margin-call flags) a scan found; their settlement is pushed to `inflight`. */
+  private async act(ctx: JobContext, health: Health[], inflight: Promise<void>[]): Promise<number> {
     const liquidatable = health
       .filter((h) => h.liquidatable || h.status === STATUS.Liquidatable)
       .map((h) => ({ ...h, shortfall: h.maintenance - h.equity }))
       .sort((x, y) => (y.shortfall > x.shortfall ? 1 : y.shortfall < x.shortfall ? -1 : x.account.localeCompare(y.account)));
-    ctx.log.debug({ job: this.name, accounts: accounts.length, liquidatable: liquidatable.length, seconds }, "health scan");
-    const summary = liquidatable.map((h) => h.account).join(",");
-    if (liquidatable.length > 0 && summary !== this.lastReported) {
-      ctx.log.info(
-        { job: this.name, liquidatable: liquidatable.length, worst: { account: liquidatable[0].account, shortfallD18: liquidatable[0].shortfall.toString() } },
-        "liquidatable accounts found",
-      );
+    if (liquidatable.length > 0) {
+      const summary = `${liquidatable.length}:${liquidatable[0].account}:${liquidatable[liquidatable.length - 1].account}`;
+      if (summary !== this.lastReported) {
+        ctx.log.info(
+          { job: this.name, liquidatable: liquidatable.length, worst: { account: liquidatable[0].account, shortfallD18: liquidatable[0].shortfall.toString() } },
+          "liquidatable accounts found",
+        );
+      }
+      this.lastReported = summary; // logged again only when the set changes
     }
-    this.lastReported = summary; // logged again only when the set changes
 
     const actions: Action[] = [];
     const ch = ctx.contracts.clearingHouse;
@@ -57,7 +141,7 @@ export class LiquidationsJob implements Job {
         actions.push({
           job: this.name,
           action: "liquidateBatch",
-          target: list.join(","),
+          target: list.length === 1 ? list[0] : `${list[0]}+${list.length - 1}`,
           contract: ch,
           method: "liquidateBatch",
           args: [list],
@@ -84,13 +168,14 @@ export class LiquidationsJob implements Job {
         ctx.log.info({ job: this.name }, "margin calls: flagMarginCall not available on this deployment; skipping that path");
       }
     }
-    await this.sendAll(ctx, actions);
+    await this.sendAll(ctx, actions, inflight);
+    return liquidatable.length;
   }
 
   /** One healthBatch call per batch (a few in flight); a batch that reverts is split in halves. */
   async scan(ctx: JobContext, accounts: string[]): Promise<Health[]> {
     const parts = chunk(accounts, ctx.settings.batchSize);
-    const results = await mapLimit(parts, 4, (part) => this.healthBatch(ctx, part));
+    const results = await mapLimit(parts, SCAN_PARALLEL, (part) => this.healthBatch(ctx, part));
     return results.flat();
   }
 
@@ -121,14 +206,13 @@ export class LiquidationsJob implements Job {
     }
   }
 
-  private async sendAll(ctx: JobContext, actions: Action[]): Promise<void> {
-    const inflight: Promise<void>[] = [];
-    for (const a of actions) {
-      if (ctx.stopping()) break;
+  /** Simulates and broadcasts up to SEND_PARALLEL actions at once (the nonce manager orders them). */
+  private async sendAll(ctx: JobContext, actions: Action[], inflight: Promise<void>[]): Promise<void> {
+    await mapLimit(actions, SEND_PARALLEL, async (a) => {
+      if (ctx.stopping()) return;
       const r = await ctx.sender.send(a);
       if (isInFlight(r)) inflight.push(ctx.sender.settle(r).then((o) => this.account(ctx, a, o)));
-    }
-    await Promise.all(inflight);
+    });
   }
 
   /** Counts the accounts our mined transactions liquidated; a batch that liquidated none lost its race. */
