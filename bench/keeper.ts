@@ -240,7 +240,9 @@ async function main() {
   log(`keeper (pid ${kpid}) indexed ${N} accounts in ${indexSec.toFixed(1)} s`);
   // The keeper's first full scan (it scans every account at start, then on every price/σ round and every
   // --rescan-interval seconds; its full-scan times are averaged over the whole run at the end).
-  await waitFor("the keeper's first full scan", async () => (await metric("keeper_health_scan_seconds_count")) >= 1, 120_000, 250);
+  await waitFor("the keeper's first full scan", async () => (await metric("keeper_health_scan_seconds_count")) >= 1, 120_000, 250).catch((e) => {
+    throw new Error(`${String(e)}\nkeeper's last lines:\n${keeper.lines.slice(-40).join("\n")}`);
+  });
   // The same scan from this process (LiquidationsJob.scan: healthBatch in batches, 4 in flight), 5 runs.
   const runs: number[] = [];
   for (let r = 0; r < 5; r++) {
@@ -254,6 +256,26 @@ async function main() {
   const gasPerAccount = Number(await lens.healthBatch.estimateGas(traders.slice(1 + CASCADE, 1 + CASCADE + BATCH_SIZE))) / BATCH_SIZE;
   const directMedian = runs[Math.floor(runs.length / 2)];
   log(`direct scans: ${runs.map((x) => (x * 1000).toFixed(0)).join(", ")} ms; median ${(directMedian * 1000).toFixed(0)} ms`);
+  // Where the time goes: one call of BATCH_SIZE accounts, raw eth_call (no ABI decoding) vs through ethers.
+  const sample = traders.slice(1 + CASCADE, 1 + CASCADE + BATCH_SIZE);
+  const callData = lens.interface.encodeFunctionData("healthBatch", [sample]);
+  const lensAddr = await lens.getAddress();
+  const timeIt = async (f: () => Promise<unknown>) => {
+    const t = process.hrtime.bigint();
+    await f();
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+  const rawMs = await timeIt(() => call(url, "eth_call", [{ to: lensAddr, data: callData }, "latest"]));
+  const ethersMs = await timeIt(() => lens.healthBatch.staticCall(sample));
+  const estimateMs = await timeIt(() => call(url, "eth_estimateGas", [{ to: lensAddr, data: callData }]));
+  const sweep: Record<string, number> = {};
+  for (const bs of [100, 250, 500, 1000, 2000]) {
+    const t = process.hrtime.bigint();
+    await job.scan({ ...scanCtx, settings: { batchSize: bs } }, traders);
+    sweep[bs] = Math.round(N / (Number(process.hrtime.bigint() - t) / 1e9));
+  }
+  log(`accounts/s by --batch-size: ${JSON.stringify(sweep)}`);
+  log(`one healthBatch of ${BATCH_SIZE}: raw eth_call ${rawMs.toFixed(0)} ms, via ethers ${ethersMs.toFixed(0)} ms; ${Math.round(gasPerAccount)} gas per account`);
 
   const sendAdmin = async (to: string, data: string): Promise<number> => {
     const hash = await call(url, "eth_sendTransaction", [{ from: A, to, data, gas: hex(300_000), nonce: hex(nonce++) }]);
@@ -338,6 +360,7 @@ async function main() {
   const keeperScanMean = fullScans > 0 ? (m.get("keeper_health_scan_seconds_sum") ?? 0) / fullScans : NaN;
   log(`keeper's own full scans: ${fullScans}, mean ${(keeperScanMean * 1000).toFixed(0)} ms per ${N} accounts`);
   await keeper.kill("SIGTERM");
+  if (process.env.BENCH_KEEPER_LOG) fs.writeFileSync(process.env.BENCH_KEEPER_LOG, keeper.lines.join("\n") + "\n");
   const peakRssMB = Math.max(hwmKb, peakSampledKb) / 1024;
   log(`keeper peak RSS (VmHWM) ${(hwmKb / 1024).toFixed(0)} MB; sampled VmRSS max ${(peakSampledKb / 1024).toFixed(0)} MB`);
 
@@ -368,6 +391,8 @@ async function main() {
         directSecondsRuns: runs.map((x) => Number(x.toFixed(3))),
         directMedianSeconds: Number(directMedian.toFixed(3)),
         healthBatchGasPerAccount: Math.round(gasPerAccount),
+        accountsPerSecondByBatchSize: sweep,
+        oneCallMs: { rawEthCall: Number(rawMs.toFixed(1)), viaEthers: Number(ethersMs.toFixed(1)), estimateGas: Number(estimateMs.toFixed(1)) },
         keeperFullScans: fullScans,
         keeperHistogramMeanSeconds: Number(keeperScanMean.toFixed(3)),
         keeperHistogramAccountsPerSecond: Number.isFinite(keeperScanMean) ? Math.round(N / keeperScanMean) : null,

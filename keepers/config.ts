@@ -77,7 +77,7 @@ const OPTIONS: { key: string; flags: string; help: string; def?: string }[] = [
   { key: "logRange", flags: "--log-range <blocks>", help: "maximum block span of one eth_getLogs request", def: "2000" },
   { key: "reorgWindow", flags: "--reorg-window <blocks>", help: "recent blocks whose hashes are kept to rewind a reorg; deeper reorgs rebuild from the deployment block", def: "64" },
   { key: "batchSize", flags: "--batch-size <n>", help: "accounts per healthBatch view call in the liquidation scan", def: "200" },
-  { key: "liquidationBatchSize", flags: "--liquidation-batch-size <n>", help: "accounts per liquidateBatch transaction where the contract has it (1: one liquidate per account)", def: "10" },
+  { key: "liquidationBatchSize", flags: "--liquidation-batch-size <n>", help: "accounts per liquidateBatch transaction where the contract has it (1: one liquidate per account)", def: "50" },
   { key: "rescanInterval", flags: "--rescan-interval <s>", help: "liquidation job: health scan of every account at least this often; in between, every account on a new price or σ round, else only accounts whose positions or collateral changed and those below maintenance (0: every account every iteration)", def: "30" },
   { key: "maxFeeGwei", flags: "--max-fee-gwei <gwei>", help: "EIP-1559 maxFeePerGas cap for order execution, cancels, pokes and margin calls", def: "50" },
   { key: "liquidationMaxFeeGwei", flags: "--liquidation-max-fee-gwei <gwei>", help: "higher maxFeePerGas cap for liquidations (they protect solvency)", def: "200" },

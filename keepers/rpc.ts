@@ -99,9 +99,17 @@ export class FailoverProvider extends JsonRpcProvider {
     req.setHeader("content-type", "application/json");
     const resp = await req.send();
     resp.assertOk();
-    const body = resp.bodyJson;
+    // Node's native UTF-8 decoder: ethers' bodyJson decodes through an array of code points, several times
+    // the body's size in memory (hundreds of MB for a large eth_getLogs answer).
+    const raw = resp.body;
+    let body: unknown;
+    try {
+      body = raw === null ? null : JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
+    } catch {
+      throw new Error("RPC answered a body that is not JSON");
+    }
     if (body === null || typeof body !== "object") throw new Error("RPC answered a non-JSON-RPC body");
-    return Array.isArray(body) ? body : [body];
+    return Array.isArray(body) ? body : [body as JsonRpcResult];
   }
 
   override destroy(): void {
