@@ -32,6 +32,8 @@ import { LiquidationsJob } from "../keepers/jobs/liquidations";
 import { KeeperMetrics } from "../keepers/metrics";
 import { createLogger } from "../keepers/log";
 import { batch, call, hex, destroyAgent, RpcReq } from "./lib/rpc";
+import { FailoverProvider } from "../keepers/rpc";
+import { SigmaLens__factory } from "../typechain-types";
 
 const N = Number(process.env.BENCH_ACCOUNTS ?? 10_000);
 const CASCADE = Math.min(Number(process.env.BENCH_CASCADE ?? 1_000), N - 2);
@@ -202,7 +204,10 @@ async function main() {
   const lens = d.lens;
   const job = new LiquidationsJob();
   const quietLog = createLogger("error");
-  const scanCtx = { contracts: { health: lens }, settings: { batchSize: BATCH_SIZE }, metrics: new KeeperMetrics(), log: quietLog } as any;
+  // The scan through the keeper's own RPC client (FailoverProvider), as the keeper makes it.
+  const keeperRpc = new FailoverProvider([url], 31337, { timeoutMs: 60_000 });
+  const scanLens = SigmaLens__factory.connect(await lens.getAddress(), keeperRpc);
+  const scanCtx = { contracts: { health: scanLens }, settings: { batchSize: BATCH_SIZE }, metrics: new KeeperMetrics(), log: quietLog } as any;
   const health0 = await job.scan(scanCtx, traders);
   const withPos = health0.filter((h) => h.maintenance > 0n).length;
   const liq0 = health0.filter((h) => h.liquidatable || h.status === 3).length;
@@ -220,10 +225,24 @@ async function main() {
   await call(url, "evm_setIntervalMining", [BLOCK_TIME]);
 
   // ------------------------------------------------------------------ keeper
-  const extra = ["--log-level", "info", "--batch-size", String(BATCH_SIZE)];
+  // The keeper runs as a deployment would: compiled to JavaScript (tsc), without the TypeScript compiler that
+  // ts-node keeps in the process (~120 MB of RSS); BENCH_KEEPER_TS=1 runs it through ts-node instead.
+  let entry: string[] | undefined;
+  if (process.env.BENCH_KEEPER_TS !== "1") {
+    const out = path.join(__dirname, "..", "dist", "keeper");
+    const tsc = require.resolve("typescript/bin/tsc");
+    const { execFileSync } = await import("child_process");
+    execFileSync(process.execPath, [tsc, "--outDir", out, "--rootDir", path.join(__dirname, ".."), "--target", "es2022", "--module", "commonjs", "--moduleResolution", "node",
+      "--esModuleInterop", "--resolveJsonModule", "--skipLibCheck", "--strict", "--types", "node", path.join(__dirname, "..", "keepers", "cli.ts")], { stdio: "inherit" });
+    entry = [path.join(out, "keepers", "cli.js")];
+    log(`keeper compiled to ${path.relative(process.cwd(), entry[0])}`);
+  }
+  // Keeper defaults except what the e2e helper sets (--confirmations 0 --poll-interval 200) and the
+  // checkpoint interval, back to its default of 5 s (the helper's 0 rewrites the checkpoint every iteration).
+  const extra = ["--log-level", "info", "--batch-size", String(BATCH_SIZE), "--checkpoint-interval", "5"];
   if (LIQ_BATCH) extra.push("--liquidation-batch-size", LIQ_BATCH);
   if (RESCAN) extra.push("--rescan-interval", RESCAN);
-  const keeper: KeeperProc = await startKeeper({ rpc: url, deployment: deploymentPath, key: KEEPER_KEY, checkpoint: path.join(dir, "ckpt.json"), extra });
+  const keeper: KeeperProc = await startKeeper({ rpc: url, deployment: deploymentPath, key: KEEPER_KEY, checkpoint: path.join(dir, "ckpt.json"), extra, entry });
   const kpid = keeper.child.pid!;
   let peakSampledKb = 0;
   const sampler = setInterval(() => {
@@ -360,6 +379,7 @@ async function main() {
   const keeperScanMean = fullScans > 0 ? (m.get("keeper_health_scan_seconds_sum") ?? 0) / fullScans : NaN;
   log(`keeper's own full scans: ${fullScans}, mean ${(keeperScanMean * 1000).toFixed(0)} ms per ${N} accounts`);
   await keeper.kill("SIGTERM");
+  keeperRpc.destroy();
   if (process.env.BENCH_KEEPER_LOG) fs.writeFileSync(process.env.BENCH_KEEPER_LOG, keeper.lines.join("\n") + "\n");
   const peakRssMB = Math.max(hwmKb, peakSampledKb) / 1024;
   log(`keeper peak RSS (VmHWM) ${(hwmKb / 1024).toFixed(0)} MB; sampled VmRSS max ${(peakSampledKb / 1024).toFixed(0)} MB`);
@@ -383,7 +403,7 @@ async function main() {
     targets: Object.fromEntries(Object.entries(TARGETS).map(([k, v]) => [k, v.target])),
     details: {
       node: `anvil (${cmd.endsWith("anvil") ? "native" : "launcher"}), interval mining ${BLOCK_TIME}s, block gas limit ${gasLimitNote} during measurements`,
-      keeper: `keepers/cli.ts as a child process: --confirmations 0 --poll-interval 200 --batch-size ${BATCH_SIZE} --liquidation-batch-size ${LIQ_BATCH ?? "10 (default)"}`,
+      keeper: `${entry ? "keepers/cli.ts compiled with tsc (dist/keeper)" : "keepers/cli.ts through ts-node"} as a child process: --confirmations 0 --poll-interval 200 --checkpoint-interval 5 --batch-size ${BATCH_SIZE} --liquidation-batch-size ${LIQ_BATCH ?? "50 (default)"} --rescan-interval ${RESCAN ?? "30 (default)"}`,
       setupSeconds: Math.round(setupSec),
       keeperIndexSeconds: Number(indexSec.toFixed(1)),
       scan: {

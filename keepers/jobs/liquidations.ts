@@ -137,20 +137,7 @@ export class LiquidationsJob implements Job {
     const actions: Action[] = [];
     const ch = ctx.contracts.clearingHouse;
     if (ctx.caps.liquidateBatch && ctx.settings.liquidationBatchSize > 1 && liquidatable.length > 1) {
-      for (const part of chunk(liquidatable, ctx.settings.liquidationBatchSize)) {
-        const list = part.map((h) => h.account);
-        actions.push({
-          job: this.name,
-          action: "liquidateBatch",
-          target: list.length === 1 ? list[0] : `${list[0]}+${list.length - 1}`,
-          contract: ch,
-          method: "liquidateBatch",
-          args: [list],
-          liquidation: true,
-          // liquidateBatch skips accounts that are no longer liquidatable: none left means we lost the race.
-          nothingToDo: (r) => (BigInt((r as unknown[])[0] as bigint) === 0n ? "NoneLiquidatable" : null),
-        });
-      }
+      for (const part of chunk(liquidatable, ctx.settings.liquidationBatchSize)) actions.push(this.batchAction(ctx, part.map((h) => h.account)));
     } else {
       for (const h of liquidatable) {
         actions.push({ job: this.name, action: "liquidate", target: h.account, contract: ch, method: "liquidate", args: [h.account], liquidation: true });
@@ -189,7 +176,7 @@ export class LiquidationsJob implements Job {
         // Hand-rolled ABI: ethers' generic decoder takes ~0.5 ms per AccountSummary, several times the node's
         // time to compute it.
         const to = await ctx.contracts.health.getAddress();
-        const ret = await provider.call({ to, data: encodeHealthBatch(layout.selector, accounts) });
+        const ret = await provider(to, encodeHealthBatch(layout.selector, accounts));
         return decodeHealthBatch(ret, accounts, layout);
       }
       const out = (await ctx.contracts.health.getFunction("healthBatch").staticCall(accounts)) as Record<string, unknown>[];
@@ -216,13 +203,39 @@ export class LiquidationsJob implements Job {
     }
   }
 
-  /** Simulates and broadcasts up to SEND_PARALLEL actions at once (the nonce manager orders them). */
+  private batchAction(ctx: JobContext, list: string[]): Action {
+    return {
+      job: this.name,
+      action: "liquidateBatch",
+      target: list.length === 1 ? list[0] : `${list[0]}+${list.length - 1}`,
+      contract: ctx.contracts.clearingHouse,
+      method: "liquidateBatch",
+      args: [list],
+      liquidation: true,
+      // liquidateBatch skips accounts that are no longer liquidatable: none left means we lost the race.
+      nothingToDo: (r) => (BigInt((r as unknown[])[0] as bigint) === 0n ? "NoneLiquidatable" : null),
+    };
+  }
+
+  /**
+   * Simulates and broadcasts up to SEND_PARALLEL actions at once (the nonce manager orders them). A batch
+   * whose simulation fails for an unexpected reason is split in halves and retried at once, so one account
+   * the contract cannot liquidate now does not hold back the others (the sender backs off only that one).
+   */
   private async sendAll(ctx: JobContext, actions: Action[], inflight: Promise<void>[]): Promise<void> {
-    await mapLimit(actions, SEND_PARALLEL, async (a) => {
+    const sendOne = async (a: Action): Promise<void> => {
       if (ctx.stopping()) return;
       const r = await ctx.sender.send(a);
       if (isInFlight(r)) inflight.push(ctx.sender.settle(r).then((o) => this.account(ctx, a, o)));
-    });
+      else if (r.kind === "failed" && r.stage === "simulation" && a.action === "liquidateBatch") {
+        const list = a.args[0] as string[];
+        if (list.length < 2) return;
+        const mid = Math.ceil(list.length / 2);
+        ctx.log.info({ job: this.name, accounts: list.length, reason: r.reason }, "liquidateBatch simulation failed: retrying in halves");
+        await Promise.all([sendOne(this.batchAction(ctx, list.slice(0, mid))), sendOne(this.batchAction(ctx, list.slice(mid)))]);
+      }
+    };
+    await mapLimit(actions, SEND_PARALLEL, sendOne);
   }
 
   /** Counts the accounts our mined transactions liquidated; a batch that liquidated none lost its race. */
@@ -282,10 +295,20 @@ export function summaryLayout(health: BaseContract): SummaryLayout | null {
   return out;
 }
 
-function runnerProvider(c: BaseContract): { call(tx: { to: string; data: string }): Promise<string> } | null {
-  const r = c.runner as { provider?: unknown; call?: unknown } | null;
-  const p = (r && typeof r === "object" && "provider" in r ? r.provider : r) as { call?: unknown } | null;
-  return p && typeof p.call === "function" ? (p as { call(tx: { to: string; data: string }): Promise<string> }) : null;
+type CallFn = (to: string, data: string) => Promise<string>;
+
+/** eth_call through the contract's provider: the raw JSON-RPC `send` where there is one (no per-byte
+ * re-encoding of a large answer), else `call`. */
+function runnerProvider(c: BaseContract): CallFn | null {
+  const r = c.runner as { provider?: unknown } | null;
+  const p = (r && typeof r === "object" && "provider" in r && r.provider ? r.provider : r) as {
+    send?: (method: string, params: unknown[]) => Promise<string>;
+    call?: (tx: { to: string; data: string }) => Promise<string>;
+  } | null;
+  if (!p) return null;
+  if (typeof p.send === "function") return (to, data) => p.send!("eth_call", [{ to, data }, "latest"]);
+  if (typeof p.call === "function") return (to, data) => p.call!({ to, data });
+  return null;
 }
 
 /** healthBatch(address[]) calldata. */
