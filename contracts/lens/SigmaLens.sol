@@ -83,12 +83,19 @@ contract SigmaLens is ISigmaLens {
         out = new MarketSnapshot[](n);
         for (uint256 m; m < n; ++m) {
             out[m].marketId = m;
-            try riskManager.marketRisk(m, false) returns (IRiskManager.MarketRisk memory r) {
+            try this.marketView(m) returns (IRiskManager.MarketRisk memory r, int256 index) {
                 out[m].priced = true;
                 out[m].risk = r;
-                out[m].fundingIndexD18 = _pendingIndex(clearingHouse.marketState(m), r);
+                out[m].fundingIndexD18 = index;
             } catch {}
         }
+    }
+
+    /// @notice What the ClearingHouse's views load for one market: `RiskManager.marketRisk(marketId, false)` and
+    /// the funding index including funding pending since the last accrual. Reverts where they revert.
+    function marketView(uint256 marketId) external view returns (IRiskManager.MarketRisk memory r, int256 fundingIndexD18) {
+        r = riskManager.marketRisk(marketId, false);
+        fundingIndexD18 = _pendingIndex(clearingHouse.marketState(marketId), r);
     }
 
     /// @dev Everything a batch reads once: the ClearingHouse's margin parameters and the markets' snapshots
@@ -117,9 +124,11 @@ contract SigmaLens is ISigmaLens {
         uint256 bit = 1 << m;
         if (b.loaded & bit == 0) {
             b.loaded |= bit;
-            try riskManager.marketRisk(m, false) returns (IRiskManager.MarketRisk memory r) {
+            // Through an external self-call so that anything `accountSummary` would revert on while loading the
+            // market (oracle checks, the pending funding) marks it unpriced instead of failing the batch.
+            try this.marketView(m) returns (IRiskManager.MarketRisk memory r, int256 index) {
                 b.risk[m] = r;
-                b.index[m] = _pendingIndex(clearingHouse.marketState(m), r);
+                b.index[m] = index;
             } catch {
                 b.unpriced |= bit;
             }
