@@ -2,6 +2,11 @@ import { getAddress, Interface } from "ethers";
 import type { Logger } from "./log";
 import type { KeeperMetrics } from "./metrics";
 
+/** Blocks per log range inside the reorg window (each block's header is read too). */
+const DENSE_SPAN = 4;
+/** A range that returned more logs than this is halved for the next request. */
+const MANY_LOGS = 5_000;
+
 /** A block header, as much of it as the indexer needs. */
 export interface BlockRef {
   number: number;
@@ -183,6 +188,8 @@ export class Indexer {
   private changed = new Set<string>();
   /** Set when the index was rewound, rebuilt, loaded or corrected: every account may have changed. */
   private changedAll = true;
+  /** Blocks per eth_getLogs now (adapts to the number of logs returned). */
+  private span: number;
   lastBlock: number;
   lastHash: string | null = null;
   /** True when the state changed since the last checkpoint. */
@@ -194,6 +201,7 @@ export class Indexer {
     private readonly opts: IndexerOptions,
   ) {
     this.lastBlock = opts.deploymentBlock - 1;
+    this.span = opts.logRange;
   }
 
   // ------------------------------------------------------------------------------------------ queries
@@ -263,10 +271,12 @@ export class Indexer {
     let ranges = 0;
     while (this.lastBlock < target && !shouldStop() && ranges++ < maxRanges) {
       const from = this.lastBlock + 1;
-      let to = Math.min(target, from + this.opts.logRange - 1);
       const windowStart = target - this.opts.reorgWindow + 1;
-      if (from < windowStart && to >= windowStart) to = windowStart - 1;
       const dense = from >= windowStart;
+      // Near the head a few blocks at a time, far from it up to --log-range; either way fewer blocks after a
+      // range that returned many logs (one eth_getLogs answer is held in memory several times over).
+      let to = Math.min(target, from + Math.min(this.span, dense ? DENSE_SPAN : this.opts.logRange) - 1);
+      if (from < windowStart && to >= windowStart) to = windowStart - 1;
 
       let headers: Map<number, BlockRef> | null = null;
       if (dense) {
@@ -285,6 +295,8 @@ export class Indexer {
       }
 
       const logs = (await this.src.logs(from, to)).filter((l) => !l.removed);
+      if (logs.length > MANY_LOGS) this.span = Math.max(1, Math.floor((to - from + 1) / 2));
+      else if (logs.length < MANY_LOGS / 4) this.span = Math.min(this.opts.logRange, this.span * 2);
       logs.sort((x, y) => x.blockNumber - y.blockNumber || x.logIndex - y.logIndex);
       if (headers && logs.some((l) => headers!.get(l.blockNumber)?.hash !== l.blockHash)) break; // logs from another fork
 

@@ -17,9 +17,9 @@ export interface Health {
   marginCallDeadline?: bigint;
 }
 
-/** healthBatch calls in flight during a scan; liquidation transactions prepared (simulated, signed) at once. */
+/** healthBatch calls in flight during a scan; liquidation transactions prepared (simulated, estimated, signed) at once. */
 const SCAN_PARALLEL = 4;
-const SEND_PARALLEL = 4;
+const SEND_PARALLEL = 8;
 
 /**
  * Evaluates the health of the indexed accounts with positions (of this shard) with one healthBatch view

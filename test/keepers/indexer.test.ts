@@ -161,7 +161,8 @@ describe("keeper indexer", () => {
     chain.calls.logs = 0;
     chain.maxLogSpan = 0;
     await restarted.sync();
-    expect(chain.calls.logs).to.equal(1); // only the 5 new blocks
+    expect(chain.calls.logs).to.equal(2); // only the 5 new blocks (near the head: at most 4 blocks per range)
+    expect(chain.maxLogSpan).to.equal(4);
     expect(restarted.view()).to.deep.equal(await fresh(chain, { logRange: 10 }));
   });
 
