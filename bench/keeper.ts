@@ -3,7 +3,8 @@
  * process, and four figures written to reports/keeper.json:
  *
  *   accountsScannedPerSecond  the liquidation job's health scan (SigmaLens.healthBatch in batches of
- *                             --batch-size, 4 in flight: LiquidationsJob.scan itself) over all indexed accounts
+ *                             --batch-size, 4 in flight: LiquidationsJob.scan itself, through the keeper's
+ *                             RPC client) over all 10,000 accounts, from this process; median of 5
  *   blocksToLiquidation       blocks from a price round that makes one account liquidatable to its liquidation
  *   cascadeBlocks             blocks from a price round that makes ~1,000 accounts liquidatable until none is
  *   peakRssMB                 the keeper process's peak resident set (VmHWM)
@@ -11,14 +12,18 @@
  *   npm run bench:keeper      (ts-node --transpile-only bench/keeper.ts)
  *
  * Environment: BENCH_ACCOUNTS (10000), BENCH_CASCADE (1000), BENCH_BLOCK_TIME (1 s),
- * BENCH_LIQ_BATCH (keeper --liquidation-batch-size, its default 10), BENCH_BATCH_SIZE (keeper --batch-size, 200).
+ * BENCH_LIQ_BATCH (keeper --liquidation-batch-size, its default 50), BENCH_BATCH_SIZE (keeper --batch-size, 200),
+ * BENCH_RESCAN (keeper --rescan-interval, its default 30), BENCH_KEEPER_TS=1 (run the keeper through ts-node
+ * instead of compiled with tsc into dist/keeper), BENCH_KEEPER_LOG=<file> (write the keeper's log there).
  *
  * Setup is fast, not realistic: anvil with automine off and a large block gas limit; the traders are addresses
  * derived from a mnemonic (m/44'/60'/7'/0/i) whose transactions anvil accepts unsigned (--auto-impersonate),
  * funded with anvil_setBalance; collateral is deposited for them with Vault.deposit(account, amount) by the
  * admin; each trader commits its own order; the admin executes them. For the measurements the node mines a
  * block every BENCH_BLOCK_TIME seconds with a 30M gas limit, and the keeper runs with the e2e tests' settings
- * (--confirmations 0, --poll-interval 200).
+ * (--confirmations 0, --poll-interval 200) and its default --checkpoint-interval. Blocks are counted from the
+ * block holding the price round to the block holding the liquidation (cascade: to the first block in which
+ * no account of the group is liquidatable).
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -249,6 +254,17 @@ async function main() {
     const kb = readProcKb(kpid, "VmRSS");
     if (kb && kb > peakSampledKb) peakSampledKb = kb;
   }, 200);
+  // Where the keeper's memory is: V8 heap used and external (Buffers) from its default process metrics.
+  const memPeak = { heapUsedMB: 0, externalMB: 0 };
+  const memPoll = setInterval(() => {
+    keeper
+      .metrics()
+      .then((mm) => {
+        memPeak.heapUsedMB = Math.max(memPeak.heapUsedMB, Math.round((mm.get("keeper_process_nodejs_heap_size_used_bytes") ?? 0) / 1048576));
+        memPeak.externalMB = Math.max(memPeak.externalMB, Math.round((mm.get("keeper_process_nodejs_external_memory_bytes") ?? 0) / 1048576));
+      })
+      .catch(() => undefined);
+  }, 2000);
   const keeperStart = Date.now();
   const metric = async (name: string) => (await keeper.metrics().catch(() => new Map<string, number>())).get(name) ?? 0;
   await waitFor("keeper indexed every account", async () => {
@@ -389,6 +405,7 @@ async function main() {
   await delay(1000);
   const hwmKb = readProcKb(kpid, "VmHWM") ?? 0;
   clearInterval(sampler);
+  clearInterval(memPoll);
   const m = await keeper.metrics();
   const fullScans = m.get("keeper_health_scan_seconds_count") ?? 0;
   const keeperScanMean = fullScans > 0 ? (m.get("keeper_health_scan_seconds_sum") ?? 0) / fullScans : NaN;
@@ -444,7 +461,7 @@ async function main() {
         unevaluableAccountBlocks: unevaluable,
         rateLimitNote: `RiskManager LiqLimit for ETH-PERP raised from ${Number(liqLimitBefore) / 1e18} (5% of skewScale per ${60}s window = 5,000 ETH) to 1.0 (100,000 ETH) for this benchmark; with the default the 13,000 ETH cascade needs 3 windows (>= 120 s)`,
       },
-      rss: { vmHWMMB: Math.round(hwmKb / 1024), sampledMaxVmRSSMB: Math.round(peakSampledKb / 1024) },
+      rss: { vmHWMMB: Math.round(hwmKb / 1024), sampledMaxVmRSSMB: Math.round(peakSampledKb / 1024), sampledMaxHeapUsedMB: memPeak.heapUsedMB, sampledMaxExternalMB: memPeak.externalMB, process: `the keeper's own process (pid ${kpid}), not the node's` },
       keeperMetrics: {
         liquidations: m.get("keeper_liquidations_total") ?? 0,
         txsSent: m.get("keeper_txs_sent_total") ?? 0,
