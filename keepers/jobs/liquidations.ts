@@ -70,29 +70,44 @@ export class LiquidationsJob implements Job {
     for (const a of this.watch) if (!has(a)) this.watch.delete(a);
 
     const t0 = process.hrtime.bigint();
-    const first = full && this.ratio.size > 0 ? ctx.settings.batchSize * SCAN_PARALLEL : accounts.length;
-    const waves = accounts.length > first ? [accounts.slice(0, first), accounts.slice(first)] : [accounts];
+    // A full scan goes in waves of SCAN_PARALLEL calls; before each wave after the first it re-reads the
+    // market snapshots and stops if they changed (a new round while scanning): the next iteration starts
+    // over with the riskiest accounts instead of finishing a scan made at the old prices.
+    const waves = full ? chunk(accounts, ctx.settings.batchSize * SCAN_PARALLEL) : [accounts];
     const nextRatio = full ? new Map<string, number>() : this.ratio;
     const inflight: Promise<void>[] = [];
     let liquidatableCount = 0;
+    let scanned = 0;
+    let interrupted = false;
     try {
-      for (const wave of waves) {
-        if (wave.length === 0 || ctx.stopping()) continue;
-        const health = await this.scan(ctx, wave);
+      for (let w = 0; w < waves.length; w++) {
+        if (waves[w].length === 0 || ctx.stopping()) continue;
+        if (w > 0 && key !== null && (await this.marketsKey(ctx)) !== key) {
+          interrupted = true;
+          break;
+        }
+        const health = await this.scan(ctx, waves[w]);
+        scanned += waves[w].length;
         for (const h of health) this.record(h, nextRatio);
         liquidatableCount += await this.act(ctx, health, inflight);
       }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      ctx.metrics.accountsScanned.inc({ scan: full ? "full" : "changed" }, accounts.length);
-      if (full) {
+      ctx.metrics.accountsScanned.inc({ scan: full ? "full" : "changed" }, scanned);
+      if (interrupted) {
+        for (const [a, r] of nextRatio) this.ratio.set(a, r);
+        this.needFull = true;
+      } else if (full) {
         ctx.metrics.healthScanSeconds.observe(seconds);
         this.ratio = nextRatio;
         this.marketKey = key;
         this.lastFullScanAt = Date.now();
         this.needFull = false;
       } else for (const a of [...this.ratio.keys()]) if (!has(a)) this.ratio.delete(a);
-      this.changed.clear();
-      ctx.log.debug({ job: this.name, scan: full ? "full" : "changed", accounts: accounts.length, liquidatable: liquidatableCount, seconds }, "health scan");
+      if (!interrupted) this.changed.clear();
+      ctx.log.debug(
+        { job: this.name, scan: full ? "full" : "changed", accounts: scanned, of: accounts.length, interrupted, liquidatable: liquidatableCount, seconds },
+        "health scan",
+      );
     } finally {
       await Promise.all(inflight);
     }

@@ -111,6 +111,27 @@ describe("keeper liquidation job", () => {
     expect(await ctx.metrics.registry.getSingleMetricAsString("keeper_accounts_scanned_total")).to.include('keeper_accounts_scanned_total{scan="full"} 10');
   });
 
+  it("stops a full scan when the market snapshot changes under it, and starts over riskiest first", async () => {
+    const lens = new FakeLens();
+    const accounts = [1, 2, 3, 4, 5, 6].map(addr);
+    accounts.forEach((a, i) => lens.table.set(a, summary(BigInt(600 - i * 50), 100n))); // ratios 6, 5.5, … 3.5
+    const { ctx } = context(lens, accounts, [{ all: true, accounts: [] }]);
+    ctx.settings.batchSize = 1; // waves of 4 calls of 1 account
+    const job = new LiquidationsJob();
+    const call = lens.call.bind(lens);
+    lens.call = async (tx) => {
+      const out = await call(tx);
+      if (lens.calls.length === 4) lens.snapshot = [[0n, true, new Array(13).fill(3n), 0n]]; // a new round
+      return out;
+    };
+    await job.run(ctx);
+    expect(lens.calls.flat()).to.deep.equal(accounts.slice(0, 4)); // the second wave was not scanned
+    lens.calls = [];
+    await job.run(ctx); // a full scan again, riskiest (lowest ratio) first: the two never scanned, then by ratio
+    expect(lens.calls.flat()).to.deep.equal([accounts[4], accounts[5], accounts[3], accounts[2], accounts[1], accounts[0]]);
+    expect(await ctx.metrics.registry.getSingleMetricAsString("keeper_health_scan_seconds")).to.include("keeper_health_scan_seconds_count 1");
+  });
+
   it("with --rescan-interval 0 scans every account on every iteration", async () => {
     const lens = new FakeLens();
     const accounts = [addr(1), addr(2), addr(3)];
