@@ -3,7 +3,8 @@
  * process, and four figures written to reports/keeper.json:
  *
  *   accountsScannedPerSecond  the liquidation job's health scan (SigmaLens.healthBatch in batches of
- *                             --batch-size, 4 in flight: LiquidationsJob.scan itself) over all indexed accounts
+ *                             --batch-size, 4 in flight: LiquidationsJob.scan itself, through the keeper's
+ *                             RPC client) over all 10,000 accounts, from this process; median of 5
  *   blocksToLiquidation       blocks from a price round that makes one account liquidatable to its liquidation
  *   cascadeBlocks             blocks from a price round that makes ~1,000 accounts liquidatable until none is
  *   peakRssMB                 the keeper process's peak resident set (VmHWM)
@@ -11,14 +12,18 @@
  *   npm run bench:keeper      (ts-node --transpile-only bench/keeper.ts)
  *
  * Environment: BENCH_ACCOUNTS (10000), BENCH_CASCADE (1000), BENCH_BLOCK_TIME (1 s),
- * BENCH_LIQ_BATCH (keeper --liquidation-batch-size, its default 10), BENCH_BATCH_SIZE (keeper --batch-size, 200).
+ * BENCH_LIQ_BATCH (keeper --liquidation-batch-size, its default 50), BENCH_BATCH_SIZE (keeper --batch-size, 200),
+ * BENCH_RESCAN (keeper --rescan-interval, its default 30), BENCH_KEEPER_TS=1 (run the keeper through ts-node
+ * instead of compiled with tsc into dist/keeper), BENCH_KEEPER_LOG=<file> (write the keeper's log there).
  *
  * Setup is fast, not realistic: anvil with automine off and a large block gas limit; the traders are addresses
  * derived from a mnemonic (m/44'/60'/7'/0/i) whose transactions anvil accepts unsigned (--auto-impersonate),
  * funded with anvil_setBalance; collateral is deposited for them with Vault.deposit(account, amount) by the
  * admin; each trader commits its own order; the admin executes them. For the measurements the node mines a
  * block every BENCH_BLOCK_TIME seconds with a 30M gas limit, and the keeper runs with the e2e tests' settings
- * (--confirmations 0, --poll-interval 200).
+ * (--confirmations 0, --poll-interval 200) and its default --checkpoint-interval. Blocks are counted from the
+ * block holding the price round to the block holding the liquidation (cascade: to the first block in which
+ * no account of the group is liquidatable).
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -32,12 +37,15 @@ import { LiquidationsJob } from "../keepers/jobs/liquidations";
 import { KeeperMetrics } from "../keepers/metrics";
 import { createLogger } from "../keepers/log";
 import { batch, call, hex, destroyAgent, RpcReq } from "./lib/rpc";
+import { FailoverProvider } from "../keepers/rpc";
+import { SigmaLens__factory } from "../typechain-types";
 
 const N = Number(process.env.BENCH_ACCOUNTS ?? 10_000);
 const CASCADE = Math.min(Number(process.env.BENCH_CASCADE ?? 1_000), N - 2);
 const BLOCK_TIME = Number(process.env.BENCH_BLOCK_TIME ?? 1);
 const LIQ_BATCH = process.env.BENCH_LIQ_BATCH;
 const BATCH_SIZE = Number(process.env.BENCH_BATCH_SIZE ?? 200);
+const RESCAN = process.env.BENCH_RESCAN;
 const KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"; // anvil/hardhat test account #1
 const MEASURE_GAS_LIMIT = 30_000_000;
 const SETUP_GAS_LIMIT = 3_000_000_000;
@@ -164,6 +172,14 @@ async function main() {
   if (orderOf.size !== N) throw new Error(`expected ${N} committed orders, found ${orderOf.size}`);
 
   await call(url, "evm_increaseTime", [Number(await ch.minDelay()) + 1]);
+  // An order executes only at a price round published after its commit: one new round per market.
+  const feedAbi = new Interface(["function updateAnswer(int256)", "function latestAnswer() view returns (int256)"]);
+  for (const f of d.priceFeeds) {
+    const feedAddr = await f.getAddress();
+    const answer = await f.latestAnswer();
+    await call(url, "eth_sendTransaction", [{ from: A, to: feedAddr, data: feedAbi.encodeFunctionData("updateAnswer", [answer]), gas: hex(200_000), nonce: hex(nonce++) }]);
+  }
+  await mineUntilEmpty(url);
   // Execution order interleaves longs and shorts so the skew (and the fill premium) stays near zero.
   const longs = specs.filter((x, i) => i > 0 && x.size > 0n);
   const shorts = specs.filter((x) => x.size < 0n);
@@ -193,7 +209,10 @@ async function main() {
   const lens = d.lens;
   const job = new LiquidationsJob();
   const quietLog = createLogger("error");
-  const scanCtx = { contracts: { health: lens }, settings: { batchSize: BATCH_SIZE }, metrics: new KeeperMetrics(), log: quietLog } as any;
+  // The scan through the keeper's own RPC client (FailoverProvider), as the keeper makes it.
+  const keeperRpc = new FailoverProvider([url], 31337, { timeoutMs: 60_000 });
+  const scanLens = SigmaLens__factory.connect(await lens.getAddress(), keeperRpc);
+  const scanCtx = { contracts: { health: scanLens }, settings: { batchSize: BATCH_SIZE }, metrics: new KeeperMetrics(), log: quietLog } as any;
   const health0 = await job.scan(scanCtx, traders);
   const withPos = health0.filter((h) => h.maintenance > 0n).length;
   const liq0 = health0.filter((h) => h.liquidatable || h.status === 3).length;
@@ -211,15 +230,41 @@ async function main() {
   await call(url, "evm_setIntervalMining", [BLOCK_TIME]);
 
   // ------------------------------------------------------------------ keeper
-  const extra = ["--log-level", "info", "--batch-size", String(BATCH_SIZE)];
+  // The keeper runs as a deployment would: compiled to JavaScript (tsc), without the TypeScript compiler that
+  // ts-node keeps in the process (~120 MB of RSS); BENCH_KEEPER_TS=1 runs it through ts-node instead.
+  let entry: string[] | undefined;
+  if (process.env.BENCH_KEEPER_TS !== "1") {
+    const out = path.join(__dirname, "..", "dist", "keeper");
+    const tsc = require.resolve("typescript/bin/tsc");
+    const { execFileSync } = await import("child_process");
+    execFileSync(process.execPath, [tsc, "--outDir", out, "--rootDir", path.join(__dirname, ".."), "--target", "es2022", "--module", "commonjs", "--moduleResolution", "node",
+      "--esModuleInterop", "--resolveJsonModule", "--skipLibCheck", "--strict", "--types", "node", path.join(__dirname, "..", "keepers", "cli.ts")], { stdio: "inherit" });
+    entry = [path.join(out, "keepers", "cli.js")];
+    log(`keeper compiled to ${path.relative(process.cwd(), entry[0])}`);
+  }
+  // Keeper defaults except what the e2e helper sets (--confirmations 0 --poll-interval 200) and the
+  // checkpoint interval, back to its default of 5 s (the helper's 0 rewrites the checkpoint every iteration).
+  const extra = ["--log-level", "info", "--batch-size", String(BATCH_SIZE), "--checkpoint-interval", "5"];
   if (LIQ_BATCH) extra.push("--liquidation-batch-size", LIQ_BATCH);
-  const keeper: KeeperProc = await startKeeper({ rpc: url, deployment: deploymentPath, key: KEEPER_KEY, checkpoint: path.join(dir, "ckpt.json"), extra });
+  if (RESCAN) extra.push("--rescan-interval", RESCAN);
+  const keeper: KeeperProc = await startKeeper({ rpc: url, deployment: deploymentPath, key: KEEPER_KEY, checkpoint: path.join(dir, "ckpt.json"), extra, entry });
   const kpid = keeper.child.pid!;
   let peakSampledKb = 0;
   const sampler = setInterval(() => {
     const kb = readProcKb(kpid, "VmRSS");
     if (kb && kb > peakSampledKb) peakSampledKb = kb;
   }, 200);
+  // Where the keeper's memory is: V8 heap used and external (Buffers) from its default process metrics.
+  const memPeak = { heapUsedMB: 0, externalMB: 0 };
+  const memPoll = setInterval(() => {
+    keeper
+      .metrics()
+      .then((mm) => {
+        memPeak.heapUsedMB = Math.max(memPeak.heapUsedMB, Math.round((mm.get("keeper_process_nodejs_heap_size_used_bytes") ?? 0) / 1048576));
+        memPeak.externalMB = Math.max(memPeak.externalMB, Math.round((mm.get("keeper_process_nodejs_external_memory_bytes") ?? 0) / 1048576));
+      })
+      .catch(() => undefined);
+  }, 2000);
   const keeperStart = Date.now();
   const metric = async (name: string) => (await keeper.metrics().catch(() => new Map<string, number>())).get(name) ?? 0;
   await waitFor("keeper indexed every account", async () => {
@@ -228,16 +273,11 @@ async function main() {
   }, 180_000, 250);
   const indexSec = (Date.now() - keeperStart) / 1000;
   log(`keeper (pid ${kpid}) indexed ${N} accounts in ${indexSec.toFixed(1)} s`);
-  // Two complete scans, then a quiet window for the keeper's own scan-time histogram.
-  const scansAt = await metric("keeper_health_scan_seconds_count");
-  await waitFor("two keeper scans", async () => (await metric("keeper_health_scan_seconds_count")) >= scansAt + 2, 120_000, 250);
-  const s0 = { sum: await metric("keeper_health_scan_seconds_sum"), count: await metric("keeper_health_scan_seconds_count") };
-  await delay(5_000);
-  await waitFor("two more keeper scans", async () => (await metric("keeper_health_scan_seconds_count")) >= s0.count + 2, 180_000, 250);
-  const s1 = { sum: await metric("keeper_health_scan_seconds_sum"), count: await metric("keeper_health_scan_seconds_count") };
-  const keeperScanMean = s1.count > s0.count ? (s1.sum - s0.sum) / (s1.count - s0.count) : NaN;
-  log(`keeper's own scans (quiet, ${s1.count - s0.count} scans): mean ${(keeperScanMean * 1000).toFixed(0)} ms per ${N} accounts`);
-
+  // The keeper's first full scan (it scans every account at start, then on every price/σ round and every
+  // --rescan-interval seconds; its full-scan times are averaged over the whole run at the end).
+  await waitFor("the keeper's first full scan", async () => (await metric("keeper_health_scan_seconds_count")) >= 1, 120_000, 250).catch((e) => {
+    throw new Error(`${String(e)}\nkeeper's last lines:\n${keeper.lines.slice(-40).join("\n")}`);
+  });
   // The same scan from this process (LiquidationsJob.scan: healthBatch in batches, 4 in flight), 5 runs.
   const runs: number[] = [];
   for (let r = 0; r < 5; r++) {
@@ -251,6 +291,26 @@ async function main() {
   const gasPerAccount = Number(await lens.healthBatch.estimateGas(traders.slice(1 + CASCADE, 1 + CASCADE + BATCH_SIZE))) / BATCH_SIZE;
   const directMedian = runs[Math.floor(runs.length / 2)];
   log(`direct scans: ${runs.map((x) => (x * 1000).toFixed(0)).join(", ")} ms; median ${(directMedian * 1000).toFixed(0)} ms`);
+  // Where the time goes: one call of BATCH_SIZE accounts, raw eth_call (no ABI decoding) vs through ethers.
+  const sample = traders.slice(1 + CASCADE, 1 + CASCADE + BATCH_SIZE);
+  const callData = lens.interface.encodeFunctionData("healthBatch", [sample]);
+  const lensAddr = await lens.getAddress();
+  const timeIt = async (f: () => Promise<unknown>) => {
+    const t = process.hrtime.bigint();
+    await f();
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+  const rawMs = await timeIt(() => call(url, "eth_call", [{ to: lensAddr, data: callData }, "latest"]));
+  const ethersMs = await timeIt(() => lens.healthBatch.staticCall(sample));
+  const estimateMs = await timeIt(() => call(url, "eth_estimateGas", [{ to: lensAddr, data: callData }]));
+  const sweep: Record<string, number> = {};
+  for (const bs of [100, 250, 500, 1000, 2000]) {
+    const t = process.hrtime.bigint();
+    await job.scan({ ...scanCtx, settings: { batchSize: bs } }, traders);
+    sweep[bs] = Math.round(N / (Number(process.hrtime.bigint() - t) / 1e9));
+  }
+  log(`accounts/s by --batch-size: ${JSON.stringify(sweep)}`);
+  log(`one healthBatch of ${BATCH_SIZE}: raw eth_call ${rawMs.toFixed(0)} ms, via ethers ${ethersMs.toFixed(0)} ms; ${Math.round(gasPerAccount)} gas per account`);
 
   const sendAdmin = async (to: string, data: string): Promise<number> => {
     const hash = await call(url, "eth_sendTransaction", [{ from: A, to, data, gas: hex(300_000), nonce: hex(nonce++) }]);
@@ -281,10 +341,25 @@ async function main() {
   await delay(3 * BLOCK_TIME * 1000);
   const ethFeed = await d.priceFeeds[0].getAddress();
   const cascadeRound = await sendAdmin(ethFeed, feedI.encodeFunctionData("updateAnswer", [parseUnits("1940", PRICE_FEED_DECIMALS)]));
+  // Liquidatable members of the group at block n. A healthBatch call that reverts is split down to single
+  // accounts; an account whose evaluation reverts is counted in `unevaluable` (reported), not as liquidatable.
+  let unevaluable = 0;
+  const evalPart = async (pt: string[], n: number): Promise<any[]> => {
+    try {
+      return [...(await lens.healthBatch.staticCall(pt, { blockTag: n }))];
+    } catch (e) {
+      if (pt.length === 1) {
+        unevaluable++;
+        return [];
+      }
+      const mid = Math.ceil(pt.length / 2);
+      return [...(await evalPart(pt.slice(0, mid), n)), ...(await evalPart(pt.slice(mid), n))];
+    }
+  };
   const liqAt = async (n: number) => {
     const parts: string[][] = [];
     for (let i = 0; i < cascadeGroup.length; i += BATCH_SIZE) parts.push(cascadeGroup.slice(i, i + BATCH_SIZE));
-    const res = await Promise.all(parts.map((pt) => lens.healthBatch.staticCall(pt, { blockTag: n })));
+    const res = await Promise.all(parts.map((pt) => evalPart(pt, n)));
     return res.flat().filter((x: any) => x.liquidatable || Number(x.status) === 3).length;
   };
   const atRound = await liqAt(cascadeRound);
@@ -330,8 +405,14 @@ async function main() {
   await delay(1000);
   const hwmKb = readProcKb(kpid, "VmHWM") ?? 0;
   clearInterval(sampler);
+  clearInterval(memPoll);
   const m = await keeper.metrics();
+  const fullScans = m.get("keeper_health_scan_seconds_count") ?? 0;
+  const keeperScanMean = fullScans > 0 ? (m.get("keeper_health_scan_seconds_sum") ?? 0) / fullScans : NaN;
+  log(`keeper's own full scans: ${fullScans}, mean ${(keeperScanMean * 1000).toFixed(0)} ms per ${N} accounts`);
   await keeper.kill("SIGTERM");
+  keeperRpc.destroy();
+  if (process.env.BENCH_KEEPER_LOG) fs.writeFileSync(process.env.BENCH_KEEPER_LOG, keeper.lines.join("\n") + "\n");
   const peakRssMB = Math.max(hwmKb, peakSampledKb) / 1024;
   log(`keeper peak RSS (VmHWM) ${(hwmKb / 1024).toFixed(0)} MB; sampled VmRSS max ${(peakSampledKb / 1024).toFixed(0)} MB`);
 
@@ -354,7 +435,7 @@ async function main() {
     targets: Object.fromEntries(Object.entries(TARGETS).map(([k, v]) => [k, v.target])),
     details: {
       node: `anvil (${cmd.endsWith("anvil") ? "native" : "launcher"}), interval mining ${BLOCK_TIME}s, block gas limit ${gasLimitNote} during measurements`,
-      keeper: `keepers/cli.ts as a child process: --confirmations 0 --poll-interval 200 --batch-size ${BATCH_SIZE} --liquidation-batch-size ${LIQ_BATCH ?? "10 (default)"}`,
+      keeper: `${entry ? "keepers/cli.ts compiled with tsc (dist/keeper)" : "keepers/cli.ts through ts-node"} as a child process: --confirmations 0 --poll-interval 200 --checkpoint-interval 5 --batch-size ${BATCH_SIZE} --liquidation-batch-size ${LIQ_BATCH ?? "50 (default)"} --rescan-interval ${RESCAN ?? "30 (default)"}`,
       setupSeconds: Math.round(setupSec),
       keeperIndexSeconds: Number(indexSec.toFixed(1)),
       scan: {
@@ -362,6 +443,9 @@ async function main() {
         directSecondsRuns: runs.map((x) => Number(x.toFixed(3))),
         directMedianSeconds: Number(directMedian.toFixed(3)),
         healthBatchGasPerAccount: Math.round(gasPerAccount),
+        accountsPerSecondByBatchSize: sweep,
+        oneCallMs: { rawEthCall: Number(rawMs.toFixed(1)), viaEthers: Number(ethersMs.toFixed(1)), estimateGas: Number(estimateMs.toFixed(1)) },
+        keeperFullScans: fullScans,
         keeperHistogramMeanSeconds: Number(keeperScanMean.toFixed(3)),
         keeperHistogramAccountsPerSecond: Number.isFinite(keeperScanMean) ? Math.round(N / keeperScanMean) : null,
       },
@@ -374,9 +458,10 @@ async function main() {
         roundBlock: cascadeRound,
         liquidatablePerBlock: perBlock.map((x) => ({ blocksAfterRound: x.block - cascadeRound, liquidatable: x.liquidatable })),
         liquidatedEvents: cascadeEvs.length,
+        unevaluableAccountBlocks: unevaluable,
         rateLimitNote: `RiskManager LiqLimit for ETH-PERP raised from ${Number(liqLimitBefore) / 1e18} (5% of skewScale per ${60}s window = 5,000 ETH) to 1.0 (100,000 ETH) for this benchmark; with the default the 13,000 ETH cascade needs 3 windows (>= 120 s)`,
       },
-      rss: { vmHWMMB: Math.round(hwmKb / 1024), sampledMaxVmRSSMB: Math.round(peakSampledKb / 1024) },
+      rss: { vmHWMMB: Math.round(hwmKb / 1024), sampledMaxVmRSSMB: Math.round(peakSampledKb / 1024), sampledMaxHeapUsedMB: memPeak.heapUsedMB, sampledMaxExternalMB: memPeak.externalMB, process: `the keeper's own process (pid ${kpid}), not the node's` },
       keeperMetrics: {
         liquidations: m.get("keeper_liquidations_total") ?? 0,
         txsSent: m.get("keeper_txs_sent_total") ?? 0,

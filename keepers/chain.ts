@@ -96,6 +96,8 @@ export interface Capabilities {
   healthBatch: boolean;
   /** ClearingHouse.multicall(bytes[]) (the backstop reads through it when present). */
   multicall: boolean;
+  /** SigmaLens.marketSnapshots(): the liquidation job rescans every account only when it changes. */
+  marketSnapshots: boolean;
   /** Why each missing one is missing (for the startup log). */
   missing: Record<string, string>;
 }
@@ -151,6 +153,7 @@ export async function detectCapabilities(provider: JsonRpcProvider, c: Contracts
     summaryStatus,
     healthBatch: await has(c.health, "healthBatch", "healthBatch(address[])"),
     multicall: await has(c.clearingHouse, "multicall", "multicall(bytes[])"),
+    marketSnapshots: await has(c.health, "marketSnapshots", "marketSnapshots()"),
     missing,
   };
 }

@@ -2,6 +2,11 @@ import { getAddress, Interface } from "ethers";
 import type { Logger } from "./log";
 import type { KeeperMetrics } from "./metrics";
 
+/** Blocks per log range inside the reorg window (each block's header is read too). */
+const DENSE_SPAN = 4;
+/** A range that returned more logs than this is halved for the next request. */
+const MANY_LOGS = 5_000;
+
 /** A block header, as much of it as the indexer needs. */
 export interface BlockRef {
   number: number;
@@ -179,6 +184,12 @@ export class Indexer {
   private ordersMap = new Map<string, PendingOrder>();
   private recent: RecentBlock[] = [];
   private seen = new Set<string>();
+  /** Accounts whose collateral or positions changed since the last takeChanges() (bounded by the accounts). */
+  private changed = new Set<string>();
+  /** Set when the index was rewound, rebuilt, loaded or corrected: every account may have changed. */
+  private changedAll = true;
+  /** Blocks per eth_getLogs now (adapts to the number of logs returned). */
+  private span: number;
   lastBlock: number;
   lastHash: string | null = null;
   /** True when the state changed since the last checkpoint. */
@@ -190,6 +201,7 @@ export class Indexer {
     private readonly opts: IndexerOptions,
   ) {
     this.lastBlock = opts.deploymentBlock - 1;
+    this.span = opts.logRange;
   }
 
   // ------------------------------------------------------------------------------------------ queries
@@ -225,6 +237,18 @@ export class Indexer {
     return m;
   }
 
+  /**
+   * Accounts whose collateral or positions changed (by an applied event) since the previous call, and
+   * whether the whole index may have changed (reorg, rebuild, checkpoint load, backstop correction): the
+   * liquidation job rescans only these between full scans.
+   */
+  takeChanges(): { all: boolean; accounts: string[] } {
+    const out = { all: this.changedAll, accounts: [...this.changed] };
+    this.changed.clear();
+    this.changedAll = false;
+    return out;
+  }
+
   /** A canonical view of the index (tests compare an incrementally built index with a fresh one). */
   view(): { lastBlock: number; accounts: Record<string, string>; orders: PendingOrder[] } {
     const accounts: Record<string, string> = {};
@@ -247,10 +271,12 @@ export class Indexer {
     let ranges = 0;
     while (this.lastBlock < target && !shouldStop() && ranges++ < maxRanges) {
       const from = this.lastBlock + 1;
-      let to = Math.min(target, from + this.opts.logRange - 1);
       const windowStart = target - this.opts.reorgWindow + 1;
-      if (from < windowStart && to >= windowStart) to = windowStart - 1;
       const dense = from >= windowStart;
+      // Near the head a few blocks at a time, far from it up to --log-range; either way fewer blocks after a
+      // range that returned many logs (one eth_getLogs answer is held in memory several times over).
+      let to = Math.min(target, from + Math.min(this.span, dense ? DENSE_SPAN : this.opts.logRange) - 1);
+      if (from < windowStart && to >= windowStart) to = windowStart - 1;
 
       let headers: Map<number, BlockRef> | null = null;
       if (dense) {
@@ -269,6 +295,8 @@ export class Indexer {
       }
 
       const logs = (await this.src.logs(from, to)).filter((l) => !l.removed);
+      if (logs.length > MANY_LOGS) this.span = Math.max(1, Math.floor((to - from + 1) / 2));
+      else if (logs.length < MANY_LOGS / 4) this.span = Math.min(this.opts.logRange, this.span * 2);
       logs.sort((x, y) => x.blockNumber - y.blockNumber || x.logIndex - y.logIndex);
       if (headers && logs.some((l) => headers!.get(l.blockNumber)?.hash !== l.blockHash)) break; // logs from another fork
 
@@ -350,6 +378,8 @@ export class Indexer {
 
   /** Forgets everything (the next sync rebuilds from the deployment block). */
   reset(): void {
+    this.changed.clear();
+    this.changedAll = true;
     this.accountsMap.clear();
     this.ordersMap.clear();
     this.recent = [];
@@ -360,6 +390,7 @@ export class Indexer {
   }
 
   private apply(ev: ProtocolEvent, block: number, undo: UndoOp[]): void {
+    if (ev.type === "Deposited" || ev.type === "PositionModified" || ev.type === "Liquidated") this.changed.add(ev.account);
     switch (ev.type) {
       case "Deposited":
         this.setAccount(ev.account, this.accountsMap.get(ev.account) ?? 0n, undo);
@@ -408,6 +439,8 @@ export class Indexer {
   }
 
   private undo(e: RecentBlock): void {
+    // Undone deposits leave no undo op (collateral is not indexed): treat every account as changed.
+    if (e.logs.length > 0 || e.undo.length > 0) this.changedAll = true;
     for (let i = e.undo.length - 1; i >= 0; i--) {
       const op = e.undo[i];
       if (op.k === "acct") {
@@ -452,6 +485,7 @@ export class Indexer {
     for (const id of c.removeOrders ?? []) this.removeOrder(id, entry.undo);
     const n = entry.undo.length - before;
     if (n > 0) {
+      this.changedAll = true;
       this.dirty = true;
       this.publish();
     }

@@ -13,8 +13,14 @@ export class KeeperMetrics {
   readonly pendingOrders = new Gauge({ name: "keeper_pending_orders", help: "Pending orders in the index", registers: [this.registry] });
   readonly healthScanSeconds = new Histogram({
     name: "keeper_health_scan_seconds",
-    help: "Time to evaluate the health of every account of this shard",
+    help: "Time of a full health scan (every account of this shard, liquidations found in it sent)",
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly accountsScanned = new Counter({
+    name: "keeper_accounts_scanned_total",
+    help: "Account health evaluations by the liquidation job (scan=full: every account; scan=changed: accounts changed by events or below maintenance)",
+    labelNames: ["scan"],
     registers: [this.registry],
   });
   readonly healthBatchCalls = new Counter({ name: "keeper_health_batch_calls_total", help: "healthBatch view calls", registers: [this.registry] });

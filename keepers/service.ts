@@ -35,8 +35,12 @@ const JOB_FACTORIES: Record<JobName, () => Job> = {
 /** Log ranges per iteration while catching up (the jobs run between batches of ranges). */
 const MAX_RANGES_PER_ITERATION = 50;
 
-/** Order of the jobs within one loop iteration: σ first (margins depend on it), then orders, then liquidations. */
-const JOB_ORDER: JobName[] = ["risk", "orders", "liquidations"];
+/**
+ * Order of the jobs within one loop iteration: liquidations first (solvency; on a new price round they are
+ * the latency that matters), then σ pokes (not waited for: the σ they set is seen by the next iteration's
+ * scan as a changed market snapshot), then orders.
+ */
+const JOB_ORDER: JobName[] = ["liquidations", "risk", "orders"];
 
 /**
  * The keeper service: one loop that brings the index up to date, then runs each job, then checkpoints.
@@ -307,7 +311,7 @@ export class Keeper {
       caps: this.caps,
       shard: this.shard,
       deployment: this.config.deploymentFile,
-      settings: { batchSize: this.config.batchSize, liquidationBatchSize: this.config.liquidationBatchSize, heartbeatSec: this.config.heartbeat },
+      settings: { batchSize: this.config.batchSize, liquidationBatchSize: this.config.liquidationBatchSize, heartbeatSec: this.config.heartbeat, rescanIntervalSec: this.config.rescanInterval },
       log: this.log,
       metrics: this.metrics,
       stopping: () => this.stopping,

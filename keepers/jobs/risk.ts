@@ -20,12 +20,16 @@ export class RiskJob implements Job {
   private warned = false;
   private startedAt: number | null = null;
   private readonly lastVolRound = new Map<number, bigint>();
+  private readonly feeds = new Map<string, Contract>();
+  /** Markets with a poke in flight: not poked again until it settles. */
+  private readonly inflight = new Map<number, Promise<Outcome>>();
 
   /** The volatility feed's latest round id (null without a feed or when it cannot be read). */
   private async volRound(ctx: JobContext, feed: string | undefined): Promise<bigint | null> {
     if (!feed) return null;
     try {
-      const c = new Contract(feed, AGGREGATOR_ABI, ctx.contracts.riskManager.runner);
+      let c = this.feeds.get(feed);
+      if (!c) this.feeds.set(feed, (c = new Contract(feed, AGGREGATOR_ABI, ctx.contracts.riskManager.runner)));
       const r = await c.latestRoundData();
       return BigInt(r[0]);
     } catch {
@@ -46,9 +50,9 @@ export class RiskJob implements Job {
     this.startedAt ??= now - ctx.settings.heartbeatSec;
     const rm = ctx.contracts.riskManager as unknown as Untyped;
     const markets = ctx.deployment.markets.filter((m) => ctx.shard.ownsMarket(m.marketId));
-    const inflight: Promise<Outcome>[] = [];
     for (const m of markets) {
       if (ctx.stopping()) break;
+      if (this.inflight.has(m.marketId)) continue;
       const pending = ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
       const volRound = await this.volRound(ctx, m.volFeed);
       if (volRound !== null && !this.lastVolRound.has(m.marketId)) this.lastVolRound.set(m.marketId, volRound);
@@ -74,20 +78,32 @@ export class RiskJob implements Job {
         nothingToDo: (folded) => (pending > 0n && !newVolRound && BigInt(folded as bigint) === 0n ? "NoRoundsLeft" : null),
       });
       if (isInFlight(r)) {
-        inflight.push(
-          ctx.sender.settle(r).then((o) => {
+        // Not awaited: the liquidation job runs in the same iteration (its scan picks up the new σ once the
+        // poke is mined, as a changed market snapshot).
+        const settled = ctx.sender
+          .settle(r)
+          .then((o) => {
             if (o.kind === "confirmed" || o.kind === "raced") {
               this.lastPoke.set(m.marketId, now);
               if (volRound !== null) this.lastVolRound.set(m.marketId, volRound);
             }
             return o;
-          }),
-        );
+          })
+          .catch((e): Outcome => {
+            ctx.log.warn({ job: this.name, market: m.symbol, err: String((e as Error)?.message ?? e) }, "lost track of a poke");
+            return { kind: "failed", stage: "tx", reason: "settle-error" };
+          })
+          .finally(() => this.inflight.delete(m.marketId));
+        this.inflight.set(m.marketId, settled);
       } else if (r.kind === "raced" || r.kind === "dry-run") {
         this.lastPoke.set(m.marketId, now);
         if (volRound !== null) this.lastVolRound.set(m.marketId, volRound);
       }
     }
-    await Promise.all(inflight);
+  }
+
+  /** Resolves when every poke sent so far has settled (tests, shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inflight.values()]);
   }
 }

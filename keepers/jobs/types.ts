@@ -10,6 +10,8 @@ export interface JobSettings {
   batchSize: number;
   liquidationBatchSize: number;
   heartbeatSec: number;
+  /** Liquidation job: seconds between full health scans without a new price/σ round (0: every iteration). */
+  rescanIntervalSec?: number;
 }
 
 /** What a job gets on every loop iteration. */

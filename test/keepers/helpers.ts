@@ -370,6 +370,9 @@ export interface KeeperOpts {
   extra?: string[];
   env?: NodeJS.ProcessEnv;
   name?: string;
+  /** Node arguments that run the keeper's CLI (default: ts-node on keepers/cli.ts; the benchmark runs the
+   * compiled JavaScript, as a deployment would, without the TypeScript compiler in the process). */
+  entry?: string[];
 }
 
 /** Starts `node -r ts-node/register keepers/cli.ts …` (transpile-only for speed). */
@@ -377,9 +380,7 @@ export async function startKeeper(o: KeeperOpts): Promise<KeeperProc> {
   const metricsPort = await freePort();
   const checkpoint = o.checkpoint ?? path.join(tmpDir("ckpt"), "keeper.json");
   const args = [
-    "-r",
-    "ts-node/register",
-    "keepers/cli.ts",
+    ...(o.entry ?? ["-r", "ts-node/register", "keepers/cli.ts"]),
     "--rpc",
     o.rpc,
     "--deployment",

@@ -94,6 +94,24 @@ describe("keeper indexer", () => {
     expect(ix.pendingOrders().map((o) => o.id)).to.deep.equal(["0"]);
   });
 
+  it("reports the accounts changed by events since the last takeChanges, and everything after a reorg", async () => {
+    const chain = new FakeChain();
+    chain.mine([{ t: "deposit", a: A }]);
+    const ix = indexer(chain);
+    await ix.sync();
+    // The first call after a (re)build: everything may have changed.
+    expect(ix.takeChanges()).to.deep.equal({ all: true, accounts: [A] });
+    expect(ix.takeChanges()).to.deep.equal({ all: false, accounts: [] });
+    chain.mine([{ t: "pos", a: B, m: 1, size: 5n }, { t: "commit", id: 0n, a: C }]);
+    chain.mine([{ t: "deposit", a: A }, { t: "liq", a: B }]);
+    await ix.sync();
+    // A deposit changes collateral but not the market bitmap: still reported. An order commit is not.
+    expect(ix.takeChanges()).to.deep.equal({ all: false, accounts: [B, A] });
+    chain.reorg(1, [[]]);
+    await ix.sync();
+    expect(ix.takeChanges()).to.deep.equal({ all: true, accounts: [] });
+  });
+
   it("rebuilds from the deployment block when a reorg is deeper than the window", async () => {
     const chain = new FakeChain();
     for (let i = 0; i < 20; i++) chain.mine([{ t: "deposit", a: addr(i) }]);
@@ -143,7 +161,8 @@ describe("keeper indexer", () => {
     chain.calls.logs = 0;
     chain.maxLogSpan = 0;
     await restarted.sync();
-    expect(chain.calls.logs).to.equal(1); // only the 5 new blocks
+    expect(chain.calls.logs).to.equal(2); // only the 5 new blocks (near the head: at most 4 blocks per range)
+    expect(chain.maxLogSpan).to.equal(4);
     expect(restarted.view()).to.deep.equal(await fresh(chain, { logRange: 10 }));
   });
 
