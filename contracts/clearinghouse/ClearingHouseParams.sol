@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IRiskManager} from "../interfaces/IRiskManager.sol";
+
 /// @title ClearingHouseParams
 /// @notice The ClearingHouse's global parameters: storage layout, hard bounds and the one setter that checks
 /// them and emits `ParamSet`. A linked library (delegatecalled, so it writes the ClearingHouse's storage and
 /// its events come from the ClearingHouse) to keep the ClearingHouse under the contract size limit.
+/// It also holds the order path's price-round walk (`fillRound`), for the same reason.
 library ClearingHouseParams {
     uint256 internal constant WAD = 1e18;
+    /// @notice At most this many rounds are walked back from the latest one to find an order's fill round.
+    uint256 public constant MAX_ROUND_WALK = 16;
 
     bytes32 internal constant MIN_DELAY = "minDelay";
     bytes32 internal constant MAX_AGE = "maxAge";
@@ -106,4 +113,54 @@ library ClearingHouseParams {
         if (value < min || value > max) revert ClearingHouseParamOutOfBounds(name, value, min, max);
     }
 
+    // ================================================================= order fill round
+
+    /// @notice The price round an order fills at, found by walking back from the latest round: the first round
+    /// published after `commitTime` (market orders), or the first round of the current run of rounds meeting
+    /// the trigger that is after `commitTime` (conditional orders). The executor's timing therefore does not
+    /// choose the price: every execution of the same order at the same rounds fills at the same round.
+    /// @dev The walk stays in the latest round's phase (aggregator round ids start at 1 in each phase) and reads
+    /// at most MAX_ROUND_WALK earlier rounds. Historical answers are scaled with the latest round's own scaling
+    /// (`latestPriceD18 / latestAnswer`, exact for feeds with ≤ 18 decimals), so no `decimals()` read is needed.
+    /// @param latestPriceD18 the validated latest price (RiskManager.marketRisk) of the same latest round.
+    /// @param trigger the trigger price of a conditional order, 0 for a market order.
+    /// @param above whether a conditional order triggers at price ≥ trigger (else ≤).
+    /// @return priceD18 the fill round's price, D18.
+    /// @return updatedAt the fill round's `updatedAt`.
+    /// @return exhausted true when MAX_ROUND_WALK rounds were walked without reaching the start: the fill round
+    /// is then unknown (not returned).
+    /// @return jumped true when the fill round is not the latest one and moved more than the market's
+    /// PriceJumpBreaker from the round before it (a risk-increasing fill must not use it).
+    function fillRound(address riskManager, uint256 marketId, uint256 latestPriceD18, uint256 commitTime, uint256 trigger, bool above)
+        public
+        view
+        returns (uint256 priceD18, uint256 updatedAt, bool exhausted, bool jumped)
+    {
+        IRiskManager rm = IRiskManager(riskManager);
+        (address feedAddr,) = rm.marketFeeds(marketId);
+        AggregatorV3Interface feed = AggregatorV3Interface(feedAddr);
+        (uint80 id, int256 latestAnswer,, uint256 at,) = feed.latestRoundData();
+        priceD18 = latestPriceD18;
+        updatedAt = at;
+        for (uint256 i;; ++i) {
+            if (uint64(id) <= 1) return (priceD18, updatedAt, false, false); // first round of its phase
+            if (i == MAX_ROUND_WALK) return (0, 0, true, false);
+            try feed.getRoundData(id - 1) returns (uint80, int256 a, uint256, uint256 u, uint80) {
+                bool usable = a > 0 && u != 0 && u <= updatedAt;
+                uint256 p = usable ? Math.mulDiv(uint256(a), latestPriceD18, uint256(latestAnswer)) : 0;
+                if (!usable || u <= commitTime || (trigger != 0 && (above ? p < trigger : p > trigger))) {
+                    // The current round is the first one: the previous one is unusable, not after the commit,
+                    // or outside the trigger. Compare with it for the jump breaker when not filling at the latest.
+                    if (usable && i != 0) {
+                        uint256 move = Math.mulDiv(priceD18 > p ? priceD18 - p : p - priceD18, WAD, p);
+                        jumped = move > rm.marketParams(marketId).priceJumpBreakerD18;
+                    }
+                    return (priceD18, updatedAt, false, jumped);
+                }
+                (id, priceD18, updatedAt) = (id - 1, p, u);
+            } catch {
+                return (priceD18, updatedAt, false, false);
+            }
+        }
+    }
 }
