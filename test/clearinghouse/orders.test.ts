@@ -237,9 +237,9 @@ describe("ClearingHouse orders", () => {
   });
 
   describe("fill at execution", () => {
-    it("fills at the oracle price at execution time, not at commit", async () => {
+    it("fills at the oracle price of the first round after the commit, not at the price at commit", async () => {
       const { f, model, alice } = await setup();
-      const { orderId } = await commit(f, alice, ETH, d18(3));
+      const { orderId } = await commit(f, alice, ETH, d18(3), { noRound: true });
       await priceBoth(f, model, ETH, "2100");
       await time.increase(5);
       const tx = await f.clearingHouse.connect(f.keeper).executeOrder(orderId);
