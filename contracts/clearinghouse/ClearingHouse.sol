@@ -170,17 +170,9 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         });
     }
 
-    /// @dev A trigger must rest on the far side of the latest price (F5): an order whose trigger is already met
-    /// would be a market order the owner could fire at a round it already knows. Unchecked while the latest
-    /// round is unusable (stale): the first usable round is then unknown to the committer.
+    /// @dev Validation (expiry, trigger, F5's resting-trigger rule) lives in the linked library (size).
     function _setTrigger(uint256 orderId, uint256 marketId, uint8 flags, uint256 triggerPriceD18, uint256 expiresAt) internal {
-        if (expiresAt <= block.timestamp + _p.minDelay || expiresAt > block.timestamp + MAX_CONDITIONAL_LIFETIME) {
-            revert ClearingHouseInvalidExpiry(expiresAt);
-        }
-        if (triggerPriceD18 == 0) revert ClearingHouseInvalidOrder();
-        try riskManager.priceD18(marketId) returns (uint256 price) {
-            if (_met(flags, price, triggerPriceD18)) revert ClearingHouseTriggerAlreadyMet(price, triggerPriceD18);
-        } catch {}
+        ClearingHouseParams.checkTrigger(_p, address(riskManager), marketId, flags & ORDER_TRIGGER_ABOVE != 0, triggerPriceD18, expiresAt);
         _triggers[orderId] = Trigger(triggerPriceD18.toUint96(), uint64(expiresAt));
     }
 
@@ -629,24 +621,12 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     /// @inheritdoc IClearingHouse
     function navInputsD18() public view returns (int256 pnlD18, uint256 netExposureD18) {
-        uint256 n = riskManager.marketCount();
-        for (uint256 m; m < n; ++m) {
-            MarketState storage ms = _markets[m];
-            if (ms.oiLongD18 == 0 && ms.oiShortD18 == 0) continue;
-            IRiskManager.MarketRisk memory r = riskManager.marketRisk(m, false);
-            pnlD18 += _marketTraderPnl(ms, r.priceD18, _pendingIndex(ms, r));
-            netExposureD18 += MarginMath.notionalUpD18(SignedMath.abs(ms.skewD18), r.priceD18);
-        }
+        return ClearingHouseParams.navInputs(_markets, address(riskManager));
     }
 
     /// @inheritdoc IMarginAccount
-    function openInterestNotionalD18() external view returns (uint256 total) {
-        uint256 n = riskManager.marketCount();
-        for (uint256 m; m < n; ++m) {
-            uint256 oi = uint256(_markets[m].oiLongD18) + _markets[m].oiShortD18;
-            if (oi == 0) continue;
-            total += MarginMath.notionalUpD18(oi, riskManager.priceD18(m));
-        }
+    function openInterestNotionalD18() external view returns (uint256) {
+        return ClearingHouseParams.openInterestNotional(_markets, address(riskManager));
     }
 
     // ================================================================= internals: fills

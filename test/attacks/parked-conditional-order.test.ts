@@ -10,6 +10,7 @@ import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { sigmaFixture, usdc, d18, ETH, setPrice, chEvents, Fixture } from "../fixture";
 import { commitOnly, tryTrade } from "./helpers";
 import { fillPriceD18 } from "../clearinghouse/math";
+import { PARAM } from "../../scripts/lib/params";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
 
@@ -169,5 +170,25 @@ describe("attack: parked conditional orders and the executor's choice of price r
     expect(r.cancel).to.not.equal(undefined);
     const reason = f.clearingHouse.interface.parseError(r.cancel!.args.reason)!;
     expect(reason.name).to.equal("ClearingHouseMarketReduceOnly");
+  });
+
+  it("the jump test of a fill round uses the market's PriceJumpBreaker: a 15% round is reduce-only at a 10% bound and fills at a 20% bound", async () => {
+    const f = await loadFixture(sigmaFixture);
+    const [t] = f.traders;
+    await f.vault.connect(t).deposit(t.address, usdc(20_000));
+    const run = async () => {
+      await setPrice(f, ETH, "2000");
+      const id = await commitOnly(f, t, ETH, d18(1));
+      await time.increase(5);
+      await setPrice(f, ETH, "2300"); // +15%: the first round after the commit
+      await setPrice(f, ETH, "2000"); // the latest round is clean
+      return execute(f, id);
+    };
+    const a = await run();
+    expect(a.fill).to.equal(undefined);
+    expect(f.clearingHouse.interface.parseError(a.cancel!.args.reason)!.name).to.equal("ClearingHouseMarketReduceOnly");
+    await f.riskManager.setMarketParam(ETH, PARAM.PriceJumpBreaker, d18("0.2"));
+    const b = await run();
+    expect(b.fill).to.equal(fillPriceD18(d18(2300), 0n, d18(1), await skewScale(f)));
   });
 });
