@@ -17,8 +17,8 @@ import {Roles} from "../libraries/Roles.sol";
 import {Breakers} from "../libraries/Breakers.sol";
 
 /// @title ClearingHouse
-/// @notice Sigma's trading engine: two-step orders executed by permissionless keepers at the Chainlink price
-/// at execution time, fills with a skew premium and maker/taker fees, lazily accrued skew funding, cross
+/// @notice Sigma's trading engine: two-step orders executed by permissionless keepers at the price of the
+/// first Chainlink round after their commit (F5), fills with a skew premium and maker/taker fees, lazily accrued skew funding, cross
 /// margin with volatility-driven ratios from the RiskManager, and liquidation. Collateral and the pool's
 /// assets live in the Vault; every fill settles there zero-sum.
 contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
