@@ -1201,6 +1201,10 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
   else if (o.conditional && !(o.above ? M.price >= o.trigger : M.price <= o.trigger)) expected = "ClearingHouseOrderNotTriggered";
   else if (!o.conditional && fr!.exhausted) expected = "ClearingHouseFillRoundUnknown";
   const rearm = !expected && o.conditional && (fr!.exhausted || ts - fr!.at > w.ch.maxAge);
+  if (!expected && res.ok) {
+    if (rearm) g.stats.kind("rearm");
+    else if (fr!.at < M.updatedAt) g.stats.kind("older-round-fill");
+  }
   if (!expected) {
     // F5: re-armed iff the conditional order's run began too long ago; otherwise filled (or cancelled) at the
     // price of its fill round, whoever executes.
