@@ -5,6 +5,7 @@ import "@nomicfoundation/hardhat-toolbox";
 // The machines this project runs on reach the npm registry only, so the compiler comes from the pinned
 // `solc` npm package (WASM) instead of Hardhat's download. Keep SOLC_VERSION equal to package.json's solc.
 const SOLC_VERSION = "0.8.28";
+const COVERAGE = process.env.COVERAGE === "1";
 
 subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string }, _hre, runSuper) => {
   if (args.solcVersion === SOLC_VERSION) {
@@ -68,11 +69,16 @@ const config: HardhatUserConfig = {
   networks: {
     hardhat: {
       // The protocol's contracts exceed 24 KiB only under coverage instrumentation.
-      allowUnlimitedContractSize: process.env.COVERAGE === "1",
+      allowUnlimitedContractSize: COVERAGE,
+      // Instrumented code burns several times the gas. Under Osaka (Hardhat's default hardfork) EIP-7825 caps a
+      // transaction at 2^24 gas, which solidity-coverage then also sends: the long estimator walks (many-round
+      // pokes, the 1,200-round replay) exceed it. Coverage runs on Prague (no cap; the contracts target Cancun).
+      ...(COVERAGE ? { hardfork: "prague" } : {}),
     },
     localhost: { url: process.env.SIGMA_RPC_URL ?? "http://127.0.0.1:8545" },
   },
-  mocha: { timeout: 120_000 },
+  // Coverage instrumentation slows the EVM several times: give long tests room there.
+  mocha: { timeout: COVERAGE ? 1_800_000 : 120_000 },
   typechain: { outDir: "typechain-types", target: "ethers-v6" },
   gasReporter: { enabled: process.env.REPORT_GAS === "1", currency: "USD" },
 };

@@ -17,8 +17,8 @@ import {Roles} from "../libraries/Roles.sol";
 import {Breakers} from "../libraries/Breakers.sol";
 
 /// @title ClearingHouse
-/// @notice Sigma's trading engine: two-step orders executed by permissionless keepers at the Chainlink price
-/// at execution time, fills with a skew premium and maker/taker fees, lazily accrued skew funding, cross
+/// @notice Sigma's trading engine: two-step orders executed by permissionless keepers at the price of the
+/// first Chainlink round after their commit (F5), fills with a skew premium and maker/taker fees, lazily accrued skew funding, cross
 /// margin with volatility-driven ratios from the RiskManager, and liquidation. Collateral and the pool's
 /// assets live in the Vault; every fill settles there zero-sum.
 contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
@@ -124,7 +124,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     ) external payable returns (uint256 orderId) {
         uint8 flags = ORDER_CONDITIONAL | (triggerAbove ? ORDER_TRIGGER_ABOVE : 0) | (reduceOnly ? ORDER_REDUCE_ONLY : 0);
         orderId = _commit(marketId, sizeDeltaD18, acceptablePriceD18, flags);
-        _setTrigger(orderId, triggerPriceD18, expiresAt);
+        _setTrigger(orderId, marketId, flags, triggerPriceD18, expiresAt);
         emit OrderCommitted(
             orderId, msg.sender, marketId, sizeDeltaD18, acceptablePriceD18, msg.value, block.timestamp + _p.minDelay, expiresAt
         );
@@ -145,7 +145,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         o.sizeDeltaD18 = sizeDeltaD18.toInt96();
         o.acceptablePriceD18 = acceptablePriceD18.toUint96();
         o.commitTime = uint64(block.timestamp);
-        _setTrigger(orderId, triggerPriceD18, expiresAt);
+        _setTrigger(orderId, o.marketId, o.flags, triggerPriceD18, expiresAt);
         emit OrderModified(orderId, sizeDeltaD18, acceptablePriceD18);
         emit OrderTriggerSet(
             orderId, triggerPriceD18, o.flags & ORDER_TRIGGER_ABOVE != 0, o.flags & ORDER_REDUCE_ONLY != 0, expiresAt
@@ -170,12 +170,14 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         });
     }
 
-    function _setTrigger(uint256 orderId, uint256 triggerPriceD18, uint256 expiresAt) internal {
-        if (expiresAt <= block.timestamp + _p.minDelay || expiresAt > block.timestamp + MAX_CONDITIONAL_LIFETIME) {
-            revert ClearingHouseInvalidExpiry(expiresAt);
-        }
-        if (triggerPriceD18 == 0) revert ClearingHouseInvalidOrder();
+    /// @dev Validation (expiry, trigger, F5's resting-trigger rule) lives in the linked library (size).
+    function _setTrigger(uint256 orderId, uint256 marketId, uint8 flags, uint256 triggerPriceD18, uint256 expiresAt) internal {
+        ClearingHouseParams.checkTrigger(_p, address(riskManager), marketId, flags & ORDER_TRIGGER_ABOVE != 0, triggerPriceD18, expiresAt);
         _triggers[orderId] = Trigger(triggerPriceD18.toUint96(), uint64(expiresAt));
+    }
+
+    function _met(uint8 flags, uint256 price, uint256 trigger) internal pure returns (bool) {
+        return flags & ORDER_TRIGGER_ABOVE != 0 ? price >= trigger : price <= trigger;
     }
 
     function _expiry(uint256 orderId, Order memory o) internal view returns (uint256) {
@@ -193,14 +195,33 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         // Read outside the try: an unusable oracle must revert (the order waits), not cancel the order.
         IRiskManager.MarketRisk memory r = riskManager.marketRisk(o.marketId, false);
         if (r.priceUpdatedAt <= o.commitTime) revert ClearingHouseAwaitingPriceRound(orderId, r.priceUpdatedAt, o.commitTime);
-        if (o.flags & ORDER_CONDITIONAL != 0) {
-            uint256 trigger = _triggers[orderId].triggerPriceD18;
-            bool met = o.flags & ORDER_TRIGGER_ABOVE != 0 ? r.priceD18 >= trigger : r.priceD18 <= trigger;
-            if (!met) revert ClearingHouseOrderNotTriggered(orderId, r.priceD18, trigger);
-            delete _triggers[orderId];
+        bool conditional = o.flags & ORDER_CONDITIONAL != 0;
+        uint256 trigger;
+        if (conditional) {
+            trigger = _triggers[orderId].triggerPriceD18;
+            if (!_met(o.flags, r.priceD18, trigger)) revert ClearingHouseOrderNotTriggered(orderId, r.priceD18, trigger);
         }
+        // F5: the fill uses the first round after the commit (of the trigger's current run), whoever executes
+        // and whenever: the executor's timing does not choose the price.
+        (uint256 basePrice, uint256 roundAt, bool exhausted, bool jumped) = ClearingHouseParams.fillRound(
+            address(riskManager), o.marketId, r.priceD18, o.commitTime, trigger, o.flags & ORDER_TRIGGER_ABOVE != 0
+        );
+        if (conditional) {
+            if (exhausted || block.timestamp - roundAt > _p.maxAge) {
+                // The run began too long ago to fill at its first round, and a later round would be the
+                // executor's pick. Re-arm: the order now fills at the first round after this moment (if its
+                // trigger still holds), as a market order committed now would. Never blocks a stop-loss.
+                _orders[orderId].commitTime = uint64(block.timestamp);
+                emit OrderRearmed(orderId, msg.sender);
+                return false;
+            }
+            delete _triggers[orderId];
+        } else if (exhausted) {
+            revert ClearingHouseFillRoundUnknown(orderId);
+        }
+        if (jumped) r.breakers |= Breakers.PRICE_JUMP;
         delete _orders[orderId];
-        try this.fillOrder(o, r) returns (uint256 fillPrice) {
+        try this.fillOrder(o, r, basePrice) returns (uint256 fillPrice) {
             filled = true;
             emit OrderExecuted(orderId, o.account, msg.sender, fillPrice);
         } catch (bytes memory reason) {
@@ -225,7 +246,8 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     /// @notice Fills an order; called by `executeOrder` on itself so that any revert here cancels the order
     /// instead of leaving it to be retried. Not callable by anyone else.
-    function fillOrder(Order calldata o, IRiskManager.MarketRisk calldata r) external returns (uint256 fillPrice) {
+    /// `basePriceD18` is the oracle price of the order's fill round; margin, funding and caps use `r` (latest).
+    function fillOrder(Order calldata o, IRiskManager.MarketRisk calldata r, uint256 basePriceD18) external returns (uint256 fillPrice) {
         if (msg.sender != address(this)) revert ClearingHouseOnlySelf();
         int256 delta = o.sizeDeltaD18;
         if (o.flags & ORDER_REDUCE_ONLY != 0) {
@@ -234,7 +256,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
             if (size == 0 || (size > 0) == (delta > 0)) revert ClearingHouseReduceOnly(o.marketId);
             if (SignedMath.abs(delta) > SignedMath.abs(size)) delta = -size;
         }
-        return _fill(o.account, o.marketId, delta, o.acceptablePriceD18, r);
+        return _fill(o.account, o.marketId, delta, o.acceptablePriceD18, r, basePriceD18);
     }
 
     // ================================================================= margin calls and liquidation
@@ -300,7 +322,8 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     /// @inheritdoc IClearingHouse
     function autoDeleverage(address account, uint256 marketId) external nonReentrant {
-        int256 deficit = tradersUnrealizedPnlD18() - (vault.poolBalance() * _scale).toInt256();
+        (int256 owed,) = navInputsD18();
+        int256 deficit = owed - (vault.poolBalance() * _scale).toInt256();
         if (deficit <= 0) revert ClearingHouseNoPoolDeficit();
         MarketView memory v = _loadView(marketId, false);
         MarketState storage ms = _markets[marketId];
@@ -592,38 +615,36 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IMarginAccount
-    function tradersUnrealizedPnlD18() public view returns (int256 total) {
-        uint256 n = riskManager.marketCount();
-        for (uint256 m; m < n; ++m) {
-            MarketState storage ms = _markets[m];
-            if (ms.oiLongD18 == 0 && ms.oiShortD18 == 0) continue;
-            IRiskManager.MarketRisk memory r = riskManager.marketRisk(m, false);
-            total += _marketTraderPnl(ms, r.priceD18, _pendingIndex(ms, r));
-        }
+    function tradersUnrealizedPnlD18() external view returns (int256 total) {
+        (total,) = navInputsD18();
+    }
+
+    /// @inheritdoc IClearingHouse
+    function navInputsD18() public view returns (int256 pnlD18, uint256 netExposureD18) {
+        return ClearingHouseParams.navInputs(_markets, address(riskManager));
     }
 
     /// @inheritdoc IMarginAccount
-    function openInterestNotionalD18() external view returns (uint256 total) {
-        uint256 n = riskManager.marketCount();
-        for (uint256 m; m < n; ++m) {
-            uint256 oi = uint256(_markets[m].oiLongD18) + _markets[m].oiShortD18;
-            if (oi == 0) continue;
-            total += MarginMath.notionalUpD18(oi, riskManager.priceD18(m));
-        }
+    function openInterestNotionalD18() external view returns (uint256) {
+        return ClearingHouseParams.openInterestNotional(_markets, address(riskManager));
     }
 
     // ================================================================= internals: fills
 
-    function _fill(address account, uint256 marketId, int256 delta, uint256 acceptablePrice, IRiskManager.MarketRisk memory r)
-        internal
-        returns (uint256)
-    {
+    function _fill(
+        address account,
+        uint256 marketId,
+        int256 delta,
+        uint256 acceptablePrice,
+        IRiskManager.MarketRisk memory r,
+        uint256 basePrice
+    ) internal returns (uint256) {
         MarketState storage ms = _markets[marketId];
         MarketView memory v = MarketView(marketId, r, 0);
         _accrue(ms, v);
         Position memory pos = _positions[account][marketId];
         FillResult memory f;
-        f.price = MarginMath.fillPriceD18(r.priceD18, ms.skewD18, delta, r.skewScaleD18);
+        f.price = MarginMath.fillPriceD18(basePrice, ms.skewD18, delta, r.skewScaleD18);
         if (delta > 0 ? f.price > acceptablePrice : f.price < acceptablePrice) {
             revert ClearingHouseAcceptablePriceExceeded(f.price, acceptablePrice);
         }

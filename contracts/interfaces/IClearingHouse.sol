@@ -84,6 +84,10 @@ interface IClearingHouse is IMarginAccount {
     event OrderModified(uint256 indexed orderId, int256 sizeDeltaD18, uint256 acceptablePriceD18);
     /// @notice Emitted when a keeper fills an order.
     event OrderExecuted(uint256 indexed orderId, address indexed account, address indexed keeper, uint256 fillPriceD18);
+    /// @notice Emitted when an execution finds a conditional order whose current trigger run began more than
+    /// `maxAge` ago (or more than 16 rounds ago): the order is not filled at an old round nor at one the executor
+    /// picks; it is re-armed (commit time = now) and fills at the first round after this moment. No fee is paid.
+    event OrderRearmed(uint256 indexed orderId, address indexed by);
     /// @notice Emitted when an order is dropped: at execution for a reason the trader controls (the keeper is
     /// still paid), or after expiry (the fee is refunded). `reason` is the ABI-encoded custom error or empty.
     event OrderCancelled(uint256 indexed orderId, address indexed account, address indexed by, bytes reason);
@@ -131,6 +135,12 @@ interface IClearingHouse is IMarginAccount {
     /// @notice No Chainlink price round has been published since the order was committed: executing at the
     /// round its owner already knew would allow latency arbitrage, so the order waits for the next round.
     error ClearingHouseAwaitingPriceRound(uint256 orderId, uint256 priceUpdatedAt, uint256 commitTime);
+    /// @notice A conditional order's trigger is already met at the latest price (commit or modify): it would be
+    /// a market order at a round the owner already knows (F5). A limit/stop order rests on the far side.
+    error ClearingHouseTriggerAlreadyMet(uint256 priceD18, uint256 triggerPriceD18);
+    /// @notice More than 16 rounds were published since the market order's commit: its first round after the
+    /// commit is not walked back to; the order can only expire (and be cancelled with a refund).
+    error ClearingHouseFillRoundUnknown(uint256 orderId);
     /// @notice A conditional order's trigger is not met at the current oracle price.
     error ClearingHouseOrderNotTriggered(uint256 orderId, uint256 priceD18, uint256 triggerPriceD18);
     /// @notice A reduce-only order would open or increase a position.
@@ -186,8 +196,9 @@ interface IClearingHouse is IMarginAccount {
         returns (uint256 orderId);
 
     /// @notice Commits a conditional order: executable by any keeper after `minDelay` once the Chainlink price
-    /// is ≥ `triggerPriceD18` (`triggerAbove`) or ≤ it, until `expiresAt`, at the price at execution within
-    /// `acceptablePriceD18`. Limit: a buy below / sell above the market; stop-loss and take-profit: reduce-only
+    /// is ≥ `triggerPriceD18` (`triggerAbove`) or ≤ it, until `expiresAt`, at the first round of that run
+    /// within `acceptablePriceD18`. The trigger must not be met at the latest price when committed or modified
+    /// (`ClearingHouseTriggerAlreadyMet`). Limit: a buy below / sell above the market; stop-loss and take-profit: reduce-only
     /// orders on the closing side. A reduce-only order never opens or grows a position (its size is clamped to
     /// the position's). `msg.value` is the keeper's execution fee.
     function commitConditionalOrder(
@@ -209,9 +220,13 @@ interface IClearingHouse is IMarginAccount {
         uint256 expiresAt
     ) external;
 
-    /// @notice Executes a due order at the current oracle price. The caller earns the execution fee whether
-    /// the order fills or is cancelled for a reason the trader controls (price limit, margin, caps, reduce-only).
-    /// @return filled true if the order filled, false if it was cancelled.
+    /// @notice Executes a due order. It fills at the price of a round chosen by the order, not by the caller: the
+    /// first Chainlink round published after its commit (market orders), or the first round of the current run
+    /// of rounds meeting the trigger published after its commit/modify (conditional orders); the latest round
+    /// gives margin, funding and caps. The caller earns the execution fee whether the order fills or is
+    /// cancelled for a reason the trader controls (price limit, margin, caps, reduce-only). A conditional
+    /// order whose run began more than `maxAge` ago is re-armed instead (`OrderRearmed`, no fee).
+    /// @return filled true if the order filled, false if it was cancelled or re-armed.
     function executeOrder(uint256 orderId) external returns (bool filled);
 
     /// @notice Cancels an order and refunds its execution fee to the trader: anyone may cancel an expired order;
@@ -256,6 +271,11 @@ interface IClearingHouse is IMarginAccount {
 
     /// @notice Id the next committed order will get (ids are sequential from 0).
     function nextOrderId() external view returns (uint256);
+
+    /// @notice The pool's NAV inputs in one pass: traders' aggregate unrealized PnL (incl. pending funding,
+    /// as `tradersUnrealizedPnlD18`) and the net exposure Σ_markets |skew| × price (rounded up), D18. The
+    /// pool's NAV moves by at most `netExposure × x` when every price moves by a fraction x.
+    function navInputsD18() external view returns (int256 pnlD18, uint256 netExposureD18);
     /// @notice Seconds an order must wait after commit before it can execute.
     function minDelay() external view returns (uint32);
     /// @notice Seconds after commit at which an order expires.

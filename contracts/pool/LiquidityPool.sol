@@ -12,11 +12,15 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IVault} from "../interfaces/IVault.sol";
 import {IMarginAccount} from "../interfaces/IMarginAccount.sol";
 import {ILiquidityPool} from "../interfaces/ILiquidityPool.sol";
+import {IClearingHouse} from "../interfaces/IClearingHouse.sol";
 
 /// @title LiquidityPool
 /// @notice ERC-4626 LP vault. Its assets live in the Vault's pool ledger (so fills move no tokens); its NAV
 /// subtracts traders' unrealized PnL. A virtual-share offset of 10^6 defeats first-depositor inflation, and
-/// withdrawals stop at the reserve that open interest needs.
+/// withdrawals stop at the reserve that open interest needs. LP flows are priced on a NAV band (F7): deposits
+/// and mints at the highest NAV, withdrawals and redeems at the lowest NAV the pool could have with every price
+/// anywhere within ± `navBandBps` of the oracle's, so depositing before a known round (moves under the feed's
+/// deviation threshold) and withdrawing after it does not pay. The band is zero when traders are flat.
 contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -27,6 +31,11 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
     IVault public immutable vault;
     IMarginAccount public immutable clearingHouse;
     uint256 public reserveFactorD18;
+    /// @notice Upper bound of `navBandBps` (5%).
+    uint256 public constant MAX_NAV_BAND_BPS = 500;
+    /// @notice Half-width of the NAV band, in basis points of net exposure (default 50: Chainlink's 0.5%
+    /// deviation threshold, the largest move a round can bring that its watchers could know in advance).
+    uint256 public navBandBps;
 
     /// @param vault_ the Vault holding the pool's assets.
     /// @param clearingHouse_ source of traders' unrealized PnL and net exposure.
@@ -39,6 +48,8 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         reserveFactorD18 = 0.5e18;
         emit ReserveFactorSet(0, 0.5e18);
+        navBandBps = 50;
+        emit NavBandSet(0, 50);
     }
 
     /// @inheritdoc ILiquidityPool
@@ -48,6 +59,58 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
         }
         emit ReserveFactorSet(reserveFactorD18, reserveFactorD18_);
         reserveFactorD18 = reserveFactorD18_;
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function setNavBand(uint256 bps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (bps > MAX_NAV_BAND_BPS) revert PoolNavBandOutOfBounds(bps, MAX_NAV_BAND_BPS);
+        emit NavBandSet(navBandBps, bps);
+        navBandBps = bps;
+    }
+
+    /// @inheritdoc ILiquidityPool
+    function navRangeD18() public view returns (int256 lowD18, int256 highD18) {
+        (int256 pnl, uint256 exposure) = IClearingHouse(address(clearingHouse)).navInputsD18();
+        int256 nav = (vault.poolBalance() * vault.tokenScale()).toInt256() - pnl;
+        int256 band = Math.mulDiv(exposure, navBandBps, 10_000, Math.Rounding.Ceil).toInt256();
+        return (nav - band, nav + band);
+    }
+
+    /// @dev The band's NAV in token units: the high end rounded up, the low end down (both against the LP
+    /// entering or leaving), floored at zero.
+    function _bandAssets(bool high) internal view returns (uint256) {
+        (int256 low, int256 hi) = navRangeD18();
+        int256 nav = high ? hi : low;
+        if (nav <= 0) return 0;
+        return high ? Math.ceilDiv(uint256(nav), vault.tokenScale()) : uint256(nav) / vault.tokenScale();
+    }
+
+    function _sharesAt(uint256 assets, uint256 nav, Math.Rounding rounding) internal view returns (uint256) {
+        return Math.mulDiv(assets, totalSupply() + 10 ** _decimalsOffset(), nav + 1, rounding);
+    }
+
+    function _assetsAt(uint256 shares, uint256 nav, Math.Rounding rounding) internal view returns (uint256) {
+        return Math.mulDiv(shares, nav + 1, totalSupply() + 10 ** _decimalsOffset(), rounding);
+    }
+
+    /// @notice Shares a deposit mints: priced at the high end of the NAV band.
+    function previewDeposit(uint256 assets) public view override returns (uint256) {
+        return _sharesAt(assets, _bandAssets(true), Math.Rounding.Floor);
+    }
+
+    /// @notice Assets a mint costs: priced at the high end of the NAV band.
+    function previewMint(uint256 shares) public view override returns (uint256) {
+        return _assetsAt(shares, _bandAssets(true), Math.Rounding.Ceil);
+    }
+
+    /// @notice Shares a withdrawal burns: priced at the low end of the NAV band.
+    function previewWithdraw(uint256 assets) public view override returns (uint256) {
+        return _sharesAt(assets, _bandAssets(false), Math.Rounding.Ceil);
+    }
+
+    /// @notice Assets a redemption pays: priced at the low end of the NAV band.
+    function previewRedeem(uint256 shares) public view override returns (uint256) {
+        return _assetsAt(shares, _bandAssets(false), Math.Rounding.Floor);
     }
 
     /// @inheritdoc ILiquidityPool
@@ -87,14 +150,16 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
         return super.maxMint(receiver);
     }
 
-    /// @notice At most the owner's assets and what the reserve leaves free.
+    /// @notice At most the owner's assets (at the low end of the NAV band) and what the reserve leaves free.
     function maxWithdraw(address owner) public view override returns (uint256) {
-        return Math.min(super.maxWithdraw(owner), availableAssets());
+        return Math.min(previewRedeem(balanceOf(owner)), availableAssets());
     }
 
-    /// @notice At most the owner's shares and the shares of what the reserve leaves free.
+    /// @notice At most the owner's shares and the shares of what the reserve leaves free (low end of the band).
     function maxRedeem(address owner) public view override returns (uint256) {
-        return Math.min(super.maxRedeem(owner), _convertToShares(availableAssets(), Math.Rounding.Floor));
+        uint256 low = _bandAssets(false);
+        if (low == 0) return 0; // the shares would pay nothing
+        return Math.min(balanceOf(owner), _sharesAt(availableAssets(), low, Math.Rounding.Floor));
     }
 
     /// @dev Virtual shares: 10^6 shares per unit of asset make donation attacks cost 10^6× what they steal.

@@ -237,9 +237,9 @@ describe("ClearingHouse orders", () => {
   });
 
   describe("fill at execution", () => {
-    it("fills at the oracle price at execution time, not at commit", async () => {
+    it("fills at the oracle price of the first round after the commit, not at the price at commit", async () => {
       const { f, model, alice } = await setup();
-      const { orderId } = await commit(f, alice, ETH, d18(3));
+      const { orderId } = await commit(f, alice, ETH, d18(3), { noRound: true });
       await priceBoth(f, model, ETH, "2100");
       await time.increase(5);
       const tx = await f.clearingHouse.connect(f.keeper).executeOrder(orderId);
@@ -335,7 +335,7 @@ describe("ClearingHouse orders", () => {
       const { f, alice } = await setup();
       const r = await f.riskManager.marketRisk(ETH, false);
       const o = { account: alice.address, marketId: ETH, flags: 0, executionFee: 0, sizeDeltaD18: d18(1), acceptablePriceD18: 2n ** 95n, commitTime: 0 };
-      await expect(f.clearingHouse.connect(alice).fillOrder(o, [...r] as any)).to.be.revertedWithCustomError(f.clearingHouse, "ClearingHouseOnlySelf");
+      await expect(f.clearingHouse.connect(alice).fillOrder(o, [...r] as any, r.priceD18)).to.be.revertedWithCustomError(f.clearingHouse, "ClearingHouseOnlySelf");
       expect((await f.clearingHouse.position(alice.address, ETH)).sizeD18).to.equal(0n);
     });
   });

@@ -20,6 +20,7 @@ import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signer
 import { deployFixture, Fixture } from "../fixture";
 import { DEFAULT_MARKETS } from "../../scripts/lib/params";
 import {
+  fillPriceD18,
   WAD,
   abs,
   min,
@@ -924,6 +925,11 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     o.acceptable = e.args.acceptablePriceD18 as bigint;
     o.commitTime = ts; // minDelay starts again
   }
+  for (const e of ev(res, "OrderRearmed")) {
+    const o = g.pending.get(e.args.orderId as bigint);
+    g.check("order-timing", !!o && o.conditional, () => `re-armed order ${e.args.orderId} is not a pending conditional order`);
+    if (o) o.commitTime = ts; // fills at the first round after this moment
+  }
   for (const e of ev(res, "OrderTriggerSet")) {
     const o = g.pending.get(e.args.orderId as bigint);
     if (!o) continue;
@@ -1143,6 +1149,31 @@ async function commitOrder(w: World, g: Ghost, label: string, t: HardhatEthersSi
   return e ? (e.args.orderId as bigint) : undefined;
 }
 
+/** The round an order fills at (F5), re-derived from the feed: walking back at most 16 rounds in the latest
+ * round's phase, the first round after the commit (market orders) or the first round of the current run of
+ * rounds meeting the trigger after the commit (conditional orders). `exhausted` when the walk did not reach it. */
+async function fillRoundOf(w: World, o: PendingOrder) {
+  const feed = w.f.priceFeeds[o.market];
+  const scale = 10n ** (18n - BigInt(await feed.decimals()));
+  const latest = await feed.latestRoundData();
+  let id = latest[0] as bigint;
+  let price = (latest[1] as bigint) * scale;
+  let at = latest[3] as bigint;
+  for (let i = 0; ; i++) {
+    if ((id & ((1n << 64n) - 1n)) <= 1n) return { price, at, exhausted: false };
+    if (i === 16) return { price: 0n, at: 0n, exhausted: true };
+    const r = await feed.getRoundData(id - 1n);
+    const a = r[1] as bigint;
+    const u = r[3] as bigint;
+    const p = a * scale;
+    const outside = o.conditional && (o.above ? p < o.trigger : p > o.trigger);
+    if (a <= 0n || u === 0n || u > at || u <= o.commitTime || outside) return { price, at, exhausted: false };
+    id -= 1n;
+    price = p;
+    at = u;
+  }
+}
+
 async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keeper: HardhatEthersSigner, early: boolean, waitRound = true) {
   const o = g.pending.get(id);
   // A keeper waits for a Chainlink round published after the commit (a heartbeat at the same answer here).
@@ -1155,6 +1186,7 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
     if (g.now + 1n < ready) dt = ready - g.now;
   }
   const ts = g.now + dt;
+  const fr = o ? await fillRoundOf(w, o) : undefined;
   const res = await tx(w, g, label, () => w.f.clearingHouse.connect(keeper).executeOrder(id, { gasLimit: GAS }), dt);
   if (!o) {
     g.check("order-timing", !res.ok && res.err?.name === "ClearingHouseOrderNotFound", () => `executing a non-pending order: ${res.err?.name ?? "succeeded"}`);
@@ -1167,6 +1199,23 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
   else if (!priceUsable(M, ts, w.markets[o.market].priceMaxAge)) expected = "OracleStale";
   else if (w.freshRule && M.updatedAt <= o.commitTime) expected = "ClearingHouseAwaitingPriceRound";
   else if (o.conditional && !(o.above ? M.price >= o.trigger : M.price <= o.trigger)) expected = "ClearingHouseOrderNotTriggered";
+  else if (!o.conditional && fr!.exhausted) expected = "ClearingHouseFillRoundUnknown";
+  const rearm = !expected && o.conditional && (fr!.exhausted || ts - fr!.at > w.ch.maxAge);
+  if (!expected && res.ok) {
+    if (rearm) g.stats.kind("rearm");
+    else if (fr!.at < M.updatedAt) g.stats.kind("older-round-fill");
+  }
+  if (!expected) {
+    // F5: re-armed iff the conditional order's run began too long ago; otherwise filled (or cancelled) at the
+    // price of its fill round, whoever executes.
+    g.check("order-timing", ev(res, "OrderRearmed").length === (rearm && res.ok ? 1 : 0), () => `order ${id}: re-arm expected ${rearm} (run start ${fr!.at}, exhausted ${fr!.exhausted}) at ${ts}`);
+    const pm = ev(res, "PositionModified").find((x) => ethers.getAddress(x.args.account) === o.account && Number(x.args.marketId) === o.market);
+    if (pm && !rearm) {
+      const cfg = w.markets[o.market];
+      const want = fillPriceD18(fr!.price, res.pre.markets[o.market].skew, pm.args.sizeDeltaD18 as bigint, cfg.risk.skewScaleD18);
+      g.check("order-timing", (pm.args.fillPriceD18 as bigint) === want, () => `order ${id} filled at ${pm.args.fillPriceD18}, expected ${want} from its fill round (${fr!.price} at ${fr!.at})`);
+    }
+  }
   if (expected) {
     g.check("order-timing", !res.ok && res.err?.name === expected, () => `order ${id} at ${ts} (commit ${o.commitTime}) expected ${expected}, got ${res.ok ? "success" : res.err?.name}`);
   } else {
@@ -1306,16 +1355,26 @@ class CommitConditional extends Base {
     const m = this.m % w.markets.length;
     const size = sizeFor(w, g, accountIndex(w, t.address), m, this.spec);
     const p = g.snap.markets[m].price;
-    const trigger = (p * BigInt(10_000 + this.offsetBps)) / 10_000n;
+    // Mostly on the far side of the market (a resting trigger); every 4th offset as drawn, which may be met
+    // already and must then be refused (F5).
+    const off = this.offsetBps % 4 === 0 ? this.offsetBps : this.above ? Math.abs(this.offsetBps) + 1 : -Math.abs(this.offsetBps) - 1;
+    const trigger = (p * BigInt(10_000 + off)) / 10_000n;
     const ts = g.now + 1n;
     const expiresAt = ts + BigInt(this.lifetime);
     const acceptable = size > 0n ? UINT96_MAX : 0n;
     const res = await tx(w, g, `${this.toString()} size=${size}`, () =>
       w.f.clearingHouse.connect(t).commitConditionalOrder(m, size, acceptable, trigger, this.above, this.reduceOnly, expiresAt, { value: w.ch.minFee, gasLimit: GAS }),
     );
-    const valid = size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n;
+    const valid = size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n && !alreadyMet(w, g, m, this.above, trigger, ts);
     g.check("order-timing", res.ok === valid, () => `conditional commit (expiry ${expiresAt} at ${ts}) ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
   }
+}
+
+/** A conditional trigger already met at the latest usable price is refused at commit/modify (F5). */
+function alreadyMet(w: World, g: Ghost, m: number, above: boolean, trigger: bigint, ts: bigint) {
+  const M = g.snap.markets[m];
+  if (!priceUsable(M, ts, w.markets[m].priceMaxAge)) return false;
+  return above ? M.price >= trigger : M.price <= trigger;
 }
 
 class Modify extends Base {
@@ -1339,13 +1398,14 @@ class Modify extends Base {
     const owner = w.signerByAddr.get(o.account);
     const caller = this.asOwner && owner ? owner : w.keepers[0];
     const size = (o.size * BigInt(this.sizePct)) / 100n;
-    const trigger = (g.snap.markets[o.market].price * BigInt(10_000 + this.offsetBps)) / 10_000n;
+    const off = this.offsetBps % 4 === 0 ? this.offsetBps : o.above ? Math.abs(this.offsetBps) + 1 : -Math.abs(this.offsetBps) - 1;
+    const trigger = (g.snap.markets[o.market].price * BigInt(10_000 + off)) / 10_000n;
     const ts = g.now + 1n;
     const expiresAt = ts + BigInt(this.lifetime);
     const res = await tx(w, g, `${this.toString()} id=${o.id}`, () =>
       w.f.clearingHouse.connect(caller).modifyOrder(o.id, size, o.acceptable, trigger, expiresAt, { gasLimit: GAS }),
     );
-    const valid = caller.address === o.account && o.conditional && size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n;
+    const valid = caller.address === o.account && o.conditional && size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n && !alreadyMet(w, g, o.market, o.above, trigger, ts);
     g.check("order-timing", res.ok === valid, () => `modify of order ${o.id} by ${caller.address} ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
   }
 }
