@@ -55,6 +55,8 @@ export interface KeeperStep {
   /** The keeper's account when it is not the engine's second signer (a keeper process with its own key). */
   readonly address?: string;
   tick(w: World): Promise<TickReport>;
+  /** Called right after the deployment, before the population is funded (a keeper process starts there). */
+  deployed?(d: World["d"]): void;
   /** Called once the configuration's run is over (a keeper process may be stopped there). */
   finish?(w: World): Promise<void>;
 }

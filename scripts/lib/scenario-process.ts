@@ -109,6 +109,14 @@ export class ProcessKeeper implements KeeperStep {
     this.settleTimeoutMs = o.settleTimeoutMs ?? 20_000;
   }
 
+  private starting?: Promise<void>;
+
+  /** Starts the keeper process as soon as the contracts exist (it boots while the population is funded). */
+  deployed(d: World["d"]): void {
+    this.starting = this.start({ d } as World);
+    this.starting.catch(() => undefined); // awaited (and thrown) by the first tick
+  }
+
   /** Writes the deployment file and starts `keepers/cli.ts` on it; resolves after its first loop iteration. */
   async start(w: World): Promise<void> {
     const file = await buildDeploymentFile(this.o.network, 31337, w.d);
@@ -131,6 +139,9 @@ export class ProcessKeeper implements KeeperStep {
         // that leaves a position (keepers/indexer.ts); the backstop re-reads accountMarkets and restores it.
         "--backstop-interval",
         "1",
+        // No fsync of the checkpoint after every iteration (the e2e helpers' 0): this keeper is short-lived.
+        "--checkpoint-interval",
+        "10",
         ...(this.o.extra ?? []),
       ],
     });
@@ -157,7 +168,8 @@ export class ProcessKeeper implements KeeperStep {
   }
 
   async tick(w: World): Promise<TickReport> {
-    if (!this.proc) await this.start(w);
+    if (!this.starting) this.starting = this.start(w);
+    await this.starting;
     await w.clock.sync();
     const prov = w.hre.ethers.provider;
     const r: TickReport = { pokes: 0, orders: [], liquidationTxs: 0, accountsLiquidated: 0, marginCallsFlagged: 0, rateLimitWaits: 0, errors: [], health: [], liquidatableAfter: 0 };
@@ -167,7 +179,10 @@ export class ProcessKeeper implements KeeperStep {
     let idleSince = Date.now();
     let health: Health[] = [];
     let windowSec: number | undefined;
-    for (;;) {
+    for (let round = 0; ; round++) {
+      // Let the keeper finish an iteration that began after the latest block (cheap: its own /metrics),
+      // then read the chain once.
+      await this.waitIterations(await prov.getBlockNumber(), round === 0 ? 0 : this.pollMs);
       if (this.proc!.exitCode !== null || this.proc!.signalCode !== null) {
         throw new Error(`keeper process exited (${this.proc!.exitCode ?? this.proc!.signalCode}):\n${this.proc!.lines.slice(-30).join("\n")}`);
       }
@@ -199,7 +214,6 @@ export class ProcessKeeper implements KeeperStep {
         await w.clock.sync();
         idleSince = Date.now();
       }
-      await delay(this.pollMs);
     }
     await this.collect(w, r);
     r.health = health;
@@ -208,6 +222,28 @@ export class ProcessKeeper implements KeeperStep {
   }
 
   private lastWaits?: number;
+
+  /**
+   * Waits until the keeper completed a loop iteration whose index reached the chain's head as of now (its
+   * jobs then ran on that state or later): read from its own /metrics, at most 3 s.
+   */
+  private async waitIterations(head: number, minMs: number): Promise<void> {
+    const t0 = Date.now();
+    if (minMs > 0) await delay(minMs);
+    let target: number | undefined;
+    while (Date.now() - t0 < 3_000) {
+      let m: Map<string, number>;
+      try {
+        m = await this.proc!.metrics();
+      } catch {
+        return void (await delay(4 * this.pollMs));
+      }
+      const done = m.get("keeper_loop_iterations_total") ?? 0;
+      if (target === undefined && (m.get("keeper_last_processed_block") ?? -1) >= head) target = done + 1;
+      if (target !== undefined && done >= target) return;
+      await delay(10);
+    }
+  }
 
   /** The keeper's count of liquidation simulations answered "not now" (rate limit, stale oracle, pause). */
   private async liquidationWaits(): Promise<number | undefined> {

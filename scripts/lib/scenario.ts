@@ -285,6 +285,7 @@ async function runConfiguration(
     return { ...m, price: path.candles[0].open.toFixed(PRICE_FEED_DECIMALS), volPercent: vol0[m.symbol].toFixed(VOL_FEED_DECIMALS), params: marketParamsFor(spec, m) };
   });
   const d = await deploySigma(admin, { markets: specs });
+  keeper.deployed?.(d);
   const tokenDecimals = Number(await d.token.decimals());
   const scale = 10n ** BigInt(18 - tokenDecimals);
   const units = (x: number) => parseUnits(x.toFixed(tokenDecimals), tokenDecimals);
@@ -328,7 +329,7 @@ async function runConfiguration(
     await clock.send(() => d.riskManager.connect(admin).setMarketFeeds(m.marketId, f.priceFeed, f.volFeed));
     // On a shared node the operator folds the reference round itself: the keeper service skips a poke that
     // folds no new round (its "nothing to do" check), which leaves pendingRounds > 0 after a feed reset.
-    if (o.sharedChain) await clock.send(() => d.riskManager.connect(admin).pokeVolatility(m.marketId));
+    if (o.sharedChain) await clock.trySend(() => d.riskManager.connect(admin).pokeVolatility(m.marketId));
   }
 
   const world: World = {
@@ -370,6 +371,7 @@ async function runConfiguration(
   let badDebtCumulative = 0;
   let lastTick: TickReport | undefined;
 
+  const prof = { tick: 0, act: 0, snapshot: 0 };
   for (let h = 0; h < hours; h++) {
     const fromBlock = (await provider.getBlockNumber()) + 1;
     const acc: HourAcc = { pokes: 0, executed: 0, cancelled: 0, topUps: 0, reduces: 0, rateLimitWaits: 0, liquidatableAfter: 0, low: {}, high: {} };
@@ -397,8 +399,12 @@ async function runConfiguration(
           await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(volAfterHour(m.path, h, vol0[m.symbol]))));
         }
       }
+      let pt = Date.now();
       record(await keeper.tick(world));
+      prof.tick += Date.now() - pt;
+      pt = Date.now();
       const acted = await agents.act(world, lastTick!, { hour: h, firstPrice });
+      prof.act += Date.now() - pt;
       acc.topUps += acted.topUps;
       acc.reduces += acted.reduces;
       if (acted.commits > 0 || acted.topUps > 0) {
@@ -413,7 +419,10 @@ async function runConfiguration(
         record(await keeper.tick(world));
       }
     }
+    const ps = Date.now();
     hourly.push(await snapshot(world, h, fromBlock, acc, lastTick!, perTrader, phases));
+    prof.snapshot += Date.now() - ps;
+    if (process.env.SIGMA_PROFILE) process.stderr.write(`profile ${spec.id} h${h}: ${JSON.stringify(prof)} total ${Date.now() - started}\n`);
     badDebtCumulative += hourly[h].badDebt;
     hourly[h].badDebtCumulative = r6(badDebtCumulative);
     o.onProgress?.({ config: spec.id, configIndex, configCount, hour: h + 1, hours, record: hourly[h] });
