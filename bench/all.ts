@@ -6,6 +6,9 @@
  *   npm run bench            (ts-node --transpile-only bench/all.ts)
  *   BENCH_SKIP_RUN=1 ...     only rebuild reports/bench.md from the existing JSON files
  *                            (BENCH_GAS_EXIT / BENCH_KEEPER_EXIT: the exit codes to show)
+ *   BENCH_WINDOWS=1 ...      also run the stress-window replay in-process (scripts/replay-windows.ts
+ *                            --in-process --out reports/windows-in-process.json, ~10 min); without it the
+ *                            table is taken from the newest of reports/windows.json / windows-in-process.json
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
@@ -54,6 +57,18 @@ function readJson(file: string): any | null {
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
+
+/** The newest stress-window replay (scripts/replay-windows.ts) as markdown, or a line saying how to get one. */
+function windowsSection(): string[] {
+  const files = ["windows.json", "windows-in-process.json"]
+    .map((f) => path.join(REPORTS, f))
+    .filter((f) => fs.existsSync(f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  if (files.length === 0) return ["## Stress windows", "", "_no reports/windows.json: run `npm run replay:windows` (or `BENCH_WINDOWS=1 npm run bench`)_", ""];
+  const md = files[0].replace(/\.json$/, ".md");
+  if (!fs.existsSync(md)) return ["## Stress windows", "", `_${path.relative(ROOT, files[0])} has no .md next to it_`, ""];
+  return [fs.readFileSync(md, "utf8").trim(), "", `(from ${path.relative(ROOT, md)}, written ${fs.statSync(md).mtime.toISOString()})`, ""];
+}
 
 function render(status: { gas: number | null; keeper: number | null }): string {
   const gas = readJson(path.join(REPORTS, "gas.json")) as Record<string, number> | null;
@@ -128,6 +143,7 @@ function render(status: { gas: number | null; keeper: number | null }): string {
     L.push(`- measured ${keeper.date}.`);
   }
   L.push("");
+  L.push(...windowsSection());
   return L.join("\n");
 }
 
@@ -139,6 +155,9 @@ async function main() {
   if (!process.env.BENCH_SKIP_RUN) {
     status.gas = await run("gas", process.execPath, [require.resolve("hardhat/internal/cli/bootstrap.js"), "run", "bench/gas.ts"]);
     status.keeper = await run("keeper", process.execPath, ["-r", "ts-node/register", "bench/keeper.ts"]);
+  }
+  if (process.env.BENCH_WINDOWS === "1") {
+    await run("windows", process.execPath, ["-r", "ts-node/register", "scripts/replay-windows.ts", "--in-process", "--quiet", "--out", "reports/windows-in-process.json"]);
   }
   const md = render(status);
   fs.mkdirSync(REPORTS, { recursive: true });
