@@ -7,8 +7,8 @@
  *   BENCH_SKIP_RUN=1 ...     only rebuild reports/bench.md from the existing JSON files
  *                            (BENCH_GAS_EXIT / BENCH_KEEPER_EXIT: the exit codes to show)
  *   BENCH_WINDOWS=1 ...      also run the stress-window replay in-process (scripts/replay-windows.ts
- *                            --in-process --out reports/windows-in-process.json, ~10 min); without it the
- *                            table is taken from the newest of reports/windows.json / windows-in-process.json
+ *                            --in-process --out reports/windows-in-process.json, ~10 min); the tables of
+ *                            every reports/windows*.md present are appended, newest first
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
@@ -58,16 +58,19 @@ function readJson(file: string): any | null {
 
 const fmt = (n: number) => n.toLocaleString("en-US");
 
-/** The newest stress-window replay (scripts/replay-windows.ts) as markdown, or a line saying how to get one. */
+/** The stress-window replays (scripts/replay-windows.ts: reports/windows*.json with their .md), newest first. */
 function windowsSection(): string[] {
-  const files = ["windows.json", "windows-in-process.json"]
-    .map((f) => path.join(REPORTS, f))
-    .filter((f) => fs.existsSync(f))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
-  if (files.length === 0) return ["## Stress windows", "", "_no reports/windows.json: run `npm run replay:windows` (or `BENCH_WINDOWS=1 npm run bench`)_", ""];
-  const md = files[0].replace(/\.json$/, ".md");
-  if (!fs.existsSync(md)) return ["## Stress windows", "", `_${path.relative(ROOT, files[0])} has no .md next to it_`, ""];
-  return [fs.readFileSync(md, "utf8").trim(), "", `(from ${path.relative(ROOT, md)}, written ${fs.statSync(md).mtime.toISOString()})`, ""];
+  const files = fs.existsSync(REPORTS)
+    ? fs
+        .readdirSync(REPORTS)
+        .filter((f) => /^windows.*\.md$/.test(f))
+        .map((f) => path.join(REPORTS, f))
+        .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
+    : [];
+  if (files.length === 0) return ["## Stress windows", "", "_no reports/windows.md: run `npm run replay:windows` (or `BENCH_WINDOWS=1 npm run bench`)_", ""];
+  const out: string[] = [];
+  for (const md of files) out.push(fs.readFileSync(md, "utf8").trim(), "", `(from ${path.relative(ROOT, md)}, written ${fs.statSync(md).mtime.toISOString()})`, "");
+  return out;
 }
 
 function render(status: { gas: number | null; keeper: number | null }): string {
