@@ -6,6 +6,9 @@
  *   npm run bench            (ts-node --transpile-only bench/all.ts)
  *   BENCH_SKIP_RUN=1 ...     only rebuild reports/bench.md from the existing JSON files
  *                            (BENCH_GAS_EXIT / BENCH_KEEPER_EXIT: the exit codes to show)
+ *   BENCH_WINDOWS=1 ...      also run the stress-window replay in-process (scripts/replay-windows.ts
+ *                            --in-process --out reports/windows-in-process.json, ~10 min); the tables of
+ *                            every reports/windows*.md present are appended, newest first
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
@@ -54,6 +57,21 @@ function readJson(file: string): any | null {
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
+
+/** The stress-window replays (scripts/replay-windows.ts: reports/windows*.json with their .md), newest first. */
+function windowsSection(): string[] {
+  const files = fs.existsSync(REPORTS)
+    ? fs
+        .readdirSync(REPORTS)
+        .filter((f) => /^windows.*\.md$/.test(f))
+        .map((f) => path.join(REPORTS, f))
+        .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
+    : [];
+  if (files.length === 0) return ["## Stress windows", "", "_no reports/windows.md: run `npm run replay:windows` (or `BENCH_WINDOWS=1 npm run bench`)_", ""];
+  const out: string[] = [];
+  for (const md of files) out.push(fs.readFileSync(md, "utf8").trim(), "", `(from ${path.relative(ROOT, md)}, written ${fs.statSync(md).mtime.toISOString()})`, "");
+  return out;
+}
 
 function render(status: { gas: number | null; keeper: number | null }): string {
   const gas = readJson(path.join(REPORTS, "gas.json")) as Record<string, number> | null;
@@ -128,6 +146,7 @@ function render(status: { gas: number | null; keeper: number | null }): string {
     L.push(`- measured ${keeper.date}.`);
   }
   L.push("");
+  L.push(...windowsSection());
   return L.join("\n");
 }
 
@@ -139,6 +158,9 @@ async function main() {
   if (!process.env.BENCH_SKIP_RUN) {
     status.gas = await run("gas", process.execPath, [require.resolve("hardhat/internal/cli/bootstrap.js"), "run", "bench/gas.ts"]);
     status.keeper = await run("keeper", process.execPath, ["-r", "ts-node/register", "bench/keeper.ts"]);
+  }
+  if (process.env.BENCH_WINDOWS === "1") {
+    await run("windows", process.execPath, ["-r", "ts-node/register", "scripts/replay-windows.ts", "--in-process", "--quiet", "--out", "reports/windows-in-process.json"]);
   }
   const md = render(status);
   fs.mkdirSync(REPORTS, { recursive: true });

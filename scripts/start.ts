@@ -1,25 +1,23 @@
-// `npm start`: Sigma's first run. On the in-process Hardhat network it deploys Sigma twice — dynamic margin
-// (σ from the Chainlink vol feed and the on-chain estimator) and a static-margin baseline with the same
-// average initial margin —, funds an LP, the insurance fund and a few dozen traders, replays a stress price
-// path through the Chainlink mock feeds with an in-process keeper, prints a report and writes
-// reports/run.json and reports/run.html.
+// `npm start`: Sigma's first run. It starts a local node (`hardhat node` as a child process on a free port of
+// 127.0.0.1), deploys Sigma twice on it — dynamic margin (σ from the Chainlink vol feed and the on-chain
+// estimator) and a static-margin baseline with the same average initial margin —, starts the keeper service
+// (keepers/cli.ts) as a separate process for each deployment, funds an LP, the insurance fund and a
+// population of traders, replays a stress price path through the Chainlink mock feeds (the keeper processes
+// poke σ, execute the orders, flag margin calls and liquidate), prints a report and writes reports/run.json
+// and reports/run.html. It exits 0 when the invariants hold and kills its children on exit and on Ctrl-C;
+// `--keep-running` leaves the node and the keepers up instead. `--in-process` runs the same scenario on
+// Hardhat's in-process network with the engine's own keeper step (no child processes).
 //
-// Options come from the environment (`hardhat run` accepts no script arguments) or, when the script is run
-// directly (`npx ts-node --transpile-only scripts/start.ts --hours 48`), from the command line:
-//   --prices <csv>         SIGMA_PRICES         hourly OHLC CSV (timestamp_unix,open,high,low,close,volume) replayed as ETH-PERP
-//   --hours <n>            SIGMA_HOURS          hours of the generated path (default 72) / max hours of the CSV
-//   --traders <n>          SIGMA_TRADERS        number of traders (default 32)
-//   --seed <s>             SIGMA_SEED           PRNG seed (default "sigma")
-//   --static-sigma <x>     SIGMA_STATIC_SIGMA   static σ in percent, one for all markets ("120") or per market
-//                                              ("ETH-PERP=120,BTC-PERP=100"); default: calibrated to the same average IMR
-//   --out <dir>            SIGMA_OUT            report directory (default reports)
-//   --quiet                SIGMA_QUIET=1        no progress on stderr
-import hre from "hardhat";
+//   npm start [-- --short | --prices <csv> [--skip-hours n] [--hours n] | --keep-running | --in-process | --help]
+// Options: scripts/lib/scenario-options.ts (USAGE).
 import { relative, resolve } from "path";
 import { buildPaths, resolveOptions, runScenario, ProgressEvent } from "./lib/scenario";
 import { parseStartArgs, StartArgs, USAGE } from "./lib/scenario-options";
 import { renderText, fmt, pct } from "./lib/report-text";
 import { writeRunReports } from "./lib/report-files";
+import { killChildrenOnSignals, runScenarioOnNode } from "./lib/scenario-run";
+import { freePort } from "../test/keepers/helpers";
+import type { RunReport } from "./lib/report-types";
 
 /** A one-line progress bar on stderr (a line per quarter when stderr is not a terminal). */
 class Progress {
@@ -70,26 +68,83 @@ async function main() {
   }
   const started = Date.now();
   const progress = new Progress(args.quiet);
-  if (!args.quiet) process.stderr.write(`Sigma: deploying on the in-process "${hre.network.name}" network and replaying the path…\n`);
-  const { report } = await runScenario(hre, { ...args.scenario, onProgress: progress.update });
+  const say = (m: string) => {
+    if (!args.quiet) process.stderr.write(m + "\n");
+  };
+  let report: RunReport;
+  let close: () => Promise<void> = async () => undefined;
+  let keepAlive: (() => void) | undefined;
+  if (args.inProcess) {
+    say("Sigma: deploying on Hardhat's in-process network (engine's own keeper step) and replaying the path…");
+    const hre = (await import("hardhat")).default;
+    report = (await runScenario(hre, { ...args.scenario, onProgress: progress.update })).report;
+  } else {
+    killChildrenOnSignals();
+    let port = args.rpcPort;
+    if (port === undefined && args.keepRunning) port = (await portFree(8545)) ? 8545 : await freePort();
+    say("Sigma: starting a local node and, per configuration, a deployment and a keeper-service process…");
+    const run = await runScenarioOnNode({ ...args.scenario, onProgress: progress.update }, {
+      port,
+      keepKeepers: args.keepRunning,
+      deploymentDir: args.keepRunning ? resolve(args.out, "deployments") : undefined,
+      log: say,
+    });
+    report = run.result.report;
+    close = run.close;
+    if (args.keepRunning) {
+      keepAlive = () => {
+        const lines = [
+          "",
+          "Left running (Ctrl-C stops everything):",
+          `  RPC            ${run.node.url}   (chain id 31337, hardhat node pid ${run.node.proc.child.pid})`,
+        ];
+        for (const [i, k] of run.keepers.entries()) {
+          const w = run.result.worlds[i];
+          const a = w.d;
+          lines.push(
+            `  ${w.config.id.padEnd(13)}  deployment ${rel(k.deploymentPath!)}`,
+            `                 ClearingHouse ${a.clearingHouse.target}  Vault ${a.vault.target}  RiskManager ${a.riskManager.target}`,
+            `                 LiquidityPool ${a.pool.target}  SigmaLens ${a.lens.target}  USDC (mock) ${a.token.target}`,
+            `                 ETH/USD feed ${a.priceFeeds[0].target}  BTC/USD feed ${a.priceFeeds[1].target}`,
+            `                 keeper pid ${k.proc!.child.pid}, account ${k.address}, metrics http://127.0.0.1:${k.proc!.metricsPort}/metrics`,
+          );
+        }
+        lines.push(`  keeper again: npm run keeper -- --rpc ${run.node.url} --deployment ${rel(run.keepers[0].deploymentPath!)} --confirmations 0 (with SIGMA_KEEPER_KEY)`);
+        console.log(lines.join("\n"));
+      };
+    }
+  }
   console.log(renderText(report));
   const files = writeRunReports(report, resolve(args.out));
-  const rel = (p: string) => relative(process.cwd(), p) || p;
   console.log(`\nReports written: ${rel(files.json)}, ${rel(files.html)} (open the HTML in a browser) · ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const broken = report.configurations.filter((c) => !c.invariants.holds);
   if (broken.length > 0) {
     console.error(`Invariants violated in: ${broken.map((c) => c.id).join(", ")} — see the report.`);
     process.exitCode = 1;
   }
-  if (args.keepRunning) {
-    // The report ran on the in-process network; for trading by hand, a real local node with Sigma, a keeper
-    // loop and the web page. It prints the RPC URL, addresses and the page URL, and runs until Ctrl-C.
-    const { runDevnet } = await import("./devnet");
-    await runDevnet([]);
+  if (keepAlive) {
+    keepAlive();
+    await new Promise(() => undefined); // until SIGINT/SIGTERM (killChildrenOnSignals)
   }
+  await close();
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+const rel = (p: string) => relative(process.cwd(), p) || p;
+
+async function portFree(port: number): Promise<boolean> {
+  const net = await import("net");
+  return new Promise((r) => {
+    const s = net.createServer();
+    s.once("error", () => r(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => r(true)));
+  });
+}
+
+// Exit once stdout is flushed: the children are gone by then (and helpers' exit hook kills any left).
+const exit = (code: number) => process.stdout.write("", () => process.exit(code));
+main()
+  .then(() => exit(Number(process.exitCode ?? 0)))
+  .catch((e) => {
+    console.error(e);
+    exit(1);
+  });

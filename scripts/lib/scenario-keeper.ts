@@ -52,7 +52,13 @@ export interface TickReport {
 /** The keeper step the engine calls; implementations keep their own state (cursors, last rounds seen). */
 export interface KeeperStep {
   readonly name: string;
+  /** The keeper's account when it is not the engine's second signer (a keeper process with its own key). */
+  readonly address?: string;
   tick(w: World): Promise<TickReport>;
+  /** Called right after the deployment, before the population is funded (a keeper process starts there). */
+  deployed?(d: World["d"]): void;
+  /** Called once the configuration's run is over (a keeper process may be stopped there). */
+  finish?(w: World): Promise<void>;
 }
 
 export interface InProcessKeeperOptions {

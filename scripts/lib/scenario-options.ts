@@ -8,16 +8,34 @@ export interface StartArgs {
   out: string;
   quiet: boolean;
   help: boolean;
-  /** After the report, start a local node with Sigma, keepers and the trader's web page (scripts/devnet.ts). */
+  /** After the report, leave the local node and the keeper processes running (Ctrl-C stops them). */
   keepRunning: boolean;
+  /** The engine's own keeper step on Hardhat's in-process network instead of a node + keeper processes. */
+  inProcess: boolean;
+  /** Short mode (tests, smoke): 8 hours, 8 traders unless given. */
+  short: boolean;
+  /** RPC port of the local node (default: a free port; 8545 when free with --keep-running). */
+  rpcPort?: number;
 }
 
-export const USAGE = `Usage: npm start                      (options through environment variables)
-       SIGMA_PRICES=../shared/data/crash_windows/eth_usd_1h_2020-03-12.csv npm start
-       npx ts-node --transpile-only scripts/start.ts [--prices <csv>] [--hours <n>] [--traders <n>]
-           [--seed <s>] [--static-sigma <pct | SYM=pct,...>] [--out <dir>] [--quiet] [--keep-running]
-       --keep-running: after the report, leave a local node (127.0.0.1:8545) running with Sigma deployed,
-       a keeper loop and the trader's web page (http://127.0.0.1:8080/); Ctrl-C stops everything.`;
+export const USAGE = `Usage: npm start [-- options]
+       npm start -- --prices ../shared/data/crash_windows/eth_usd_1h_2020-03-12.csv --hours 48
+  --prices <csv>        hourly OHLC CSV (timestamp_unix,open,high,low,close[,volume]) replayed as ETH-PERP
+  --skip-hours <n>      start the CSV replay this many hours in (the skipped hours only feed the volatility history)
+  --hours <n>           hours of the generated path (default 24; 72 with --in-process) / max hours of the CSV
+  --traders <n>         number of traders (default 32)
+  --seed <s>            PRNG seed (default "sigma")
+  --static-sigma <x>    static σ in percent ("120" or "ETH-PERP=120,BTC-PERP=100"); default: the dynamic run's average IMR
+  --out <dir>           report directory (default reports)
+  --short               short mode: 8 hours, 8 traders (unless given)
+  --rpc-port <n>        port of the local node on 127.0.0.1 (default: a free port; 8545 if free with --keep-running)
+  --keep-running        after the report, leave the node and both keeper processes running (RPC URL, addresses and
+                        deployment files printed); Ctrl-C stops everything
+  --in-process          no node, no keeper process: Hardhat's in-process network and the engine's own keeper step
+  --quiet               no progress on stderr
+Every option also reads from the environment: SIGMA_PRICES, SIGMA_SKIP_HOURS, SIGMA_HOURS, SIGMA_TRADERS,
+SIGMA_SEED, SIGMA_STATIC_SIGMA, SIGMA_OUT, SIGMA_RPC_PORT, SIGMA_SHORT=1, SIGMA_QUIET=1, SIGMA_KEEP_RUNNING=1,
+SIGMA_IN_PROCESS=1 (flags win).`;
 
 const FLAGS: Record<string, string> = {
   "--prices": "SIGMA_PRICES",
@@ -26,6 +44,8 @@ const FLAGS: Record<string, string> = {
   "--seed": "SIGMA_SEED",
   "--static-sigma": "SIGMA_STATIC_SIGMA",
   "--out": "SIGMA_OUT",
+  "--skip-hours": "SIGMA_SKIP_HOURS",
+  "--rpc-port": "SIGMA_RPC_PORT",
 };
 
 /** Reads options from argv (flags win) and the environment. */
@@ -35,12 +55,16 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
   let quiet = env.SIGMA_QUIET === "1" || env.SIGMA_QUIET === "true";
   let help = false;
   let keepRunning = env.SIGMA_KEEP_RUNNING === "1";
+  let inProcess = env.SIGMA_IN_PROCESS === "1";
+  let short = env.SIGMA_SHORT === "1";
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--") continue;
     if (a === "--help" || a === "-h") help = true;
     else if (a === "--quiet") quiet = true;
     else if (a === "--keep-running") keepRunning = true;
+    else if (a === "--in-process") inProcess = true;
+    else if (a === "--short") short = true;
     else {
       const [flag, inline] = a.split("=", 2) as [string, string | undefined];
       const key = FLAGS[flag];
@@ -56,14 +80,25 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
     if (!Number.isInteger(n)) throw new Error(`${name} must be an integer (got ${x})`);
     return n;
   };
+  let hours = int("hours", v.SIGMA_HOURS);
+  let traders = int("traders", v.SIGMA_TRADERS);
+  if (short) {
+    hours ??= 8;
+    traders ??= 8;
+  }
+  // The default run drives real processes (a node, a keeper service per configuration): a 24-hour path keeps
+  // it to a couple of minutes. The in-process engine replays the 72-hour path in about the same time.
+  if (!v.SIGMA_PRICES && hours === undefined && !inProcess) hours = 24;
+  if (keepRunning && inProcess) throw new Error("--keep-running needs the node: drop --in-process");
   const scenario: ScenarioOptions = {
     pricesCsv: v.SIGMA_PRICES,
-    hours: int("hours", v.SIGMA_HOURS),
-    traders: int("traders", v.SIGMA_TRADERS),
+    skipHours: int("skip-hours", v.SIGMA_SKIP_HOURS),
+    hours,
+    traders,
     seed: v.SIGMA_SEED,
     staticSigma: v.SIGMA_STATIC_SIGMA ? parseStaticSigma(v.SIGMA_STATIC_SIGMA) : undefined,
   };
-  return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help, keepRunning };
+  return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help, keepRunning, inProcess, short, rpcPort: int("rpc-port", v.SIGMA_RPC_PORT) };
 }
 
 /** "120" → every market at 120%; "ETH-PERP=120,BTC-PERP=100" → per market. Returns fractions. */

@@ -13,9 +13,40 @@ export class SimClock {
   lastMined: number;
   next: number;
 
-  constructor(private readonly hre: HardhatRuntimeEnvironment, lastMined: number) {
+  /**
+   * `shared`: other processes (the keeper service) mine blocks on the same node too, at the node's own clock;
+   * then every block is stamped no earlier than the chain's latest block, and a timestamp another sender took
+   * first is retried. Runs are then no longer deterministic to the block.
+   */
+  constructor(
+    private readonly hre: HardhatRuntimeEnvironment,
+    lastMined: number,
+    private readonly shared = false,
+  ) {
     this.lastMined = lastMined;
     this.next = lastMined + 1;
+  }
+
+  /** Shared chain: catches up with blocks others mined. */
+  private async catchUp(): Promise<void> {
+    if (!this.shared) return;
+    const b = (await this.hre.network.provider.send("eth_getBlockByNumber", ["latest", false])) as { timestamp: string };
+    const ts = Number(b.timestamp);
+    if (ts > this.lastMined) this.lastMined = ts;
+    if (this.next <= ts) this.next = ts + 1;
+  }
+
+  /** Pins the next block's timestamp (retrying on a shared chain when another sender got there first). */
+  private async pin(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await this.catchUp();
+      try {
+        await this.hre.network.provider.send("evm_setNextBlockTimestamp", [this.next]);
+        return;
+      } catch (e) {
+        if (!this.shared || attempt >= 5) throw e;
+      }
+    }
   }
 
   /** Moves the clock forward to `t` (never backward). */
@@ -29,15 +60,24 @@ export class SimClock {
 
   /** Mines an empty block at `next` if time moved since the last block, so views see the current time. */
   async sync(): Promise<void> {
+    await this.catchUp();
     if (this.next <= this.lastMined + 1) return;
-    await this.hre.network.provider.send("evm_mine", [this.next]);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.hre.network.provider.send("evm_mine", [this.next]);
+        break;
+      } catch (e) {
+        if (!this.shared || attempt >= 5) throw e;
+        await this.catchUp();
+      }
+    }
     this.lastMined = this.next;
     this.next += 1;
   }
 
   /** Sends a transaction in a block stamped `next` and waits for it. Throws if it reverts. */
   async send(fn: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
-    await this.hre.network.provider.send("evm_setNextBlockTimestamp", [this.next]);
+    await this.pin();
     const tx = await fn();
     const rc = await tx.wait();
     if (!rc) throw new Error("transaction dropped");

@@ -47,6 +47,8 @@ export interface ScenarioOptions {
   hours?: number;
   /** Hourly OHLC CSV (timestamp_unix,open,high,low,close[,volume]) replayed as ETH-PERP instead of the generated path. */
   pricesCsv?: string;
+  /** With a CSV: replay from this hour on; the skipped candles only feed the volatility history (default 0). */
+  skipHours?: number;
   /** Share of traders on BTC-PERP (default 0.25). */
   btcShare?: number;
   /** Share of traders who buy the dip near max leverage (default 0.1). */
@@ -59,8 +61,12 @@ export interface ScenarioOptions {
   staticSigma?: Record<string, number>;
   /** Chainlink-style deviation threshold for intra-hour rounds (default 0.005 = 0.5%). */
   deviation?: number;
-  /** The keeper step (default: a new InProcessKeeper per configuration). */
-  keeper?: () => KeeperStep;
+  /** The keeper step of each configuration (default: a new InProcessKeeper per configuration). */
+  keeper?: (spec: ConfigurationSpec, index: number) => KeeperStep;
+  /** How the report describes the keeper. */
+  keeperLabel?: string;
+  /** The chain is a node other processes send to (the keeper service): block timestamps are pinned leniently. */
+  sharedChain?: boolean;
   /** Called after every simulated hour. */
   onProgress?: (e: ProgressEvent) => void;
 }
@@ -80,8 +86,8 @@ export interface ScenarioResult {
   worlds: World[];
 }
 
-type Resolved = Required<Omit<ScenarioOptions, "pricesCsv" | "staticSigma" | "onProgress">> &
-  Pick<ScenarioOptions, "pricesCsv" | "staticSigma" | "onProgress">;
+type Resolved = Required<Omit<ScenarioOptions, "pricesCsv" | "staticSigma" | "onProgress" | "keeperLabel">> &
+  Pick<ScenarioOptions, "pricesCsv" | "staticSigma" | "onProgress" | "keeperLabel">;
 
 export function resolveOptions(o: ScenarioOptions = {}): Resolved {
   const r: Resolved = {
@@ -89,6 +95,7 @@ export function resolveOptions(o: ScenarioOptions = {}): Resolved {
     traders: o.traders ?? 32,
     hours: o.hours ?? (o.pricesCsv ? Number.MAX_SAFE_INTEGER : 72),
     pricesCsv: o.pricesCsv,
+    skipHours: o.skipHours ?? 0,
     btcShare: o.btcShare ?? 0.25,
     dipShare: o.dipShare ?? 0.1,
     lpDeposit: o.lpDeposit ?? 4_000_000,
@@ -96,6 +103,8 @@ export function resolveOptions(o: ScenarioOptions = {}): Resolved {
     staticSigma: o.staticSigma,
     deviation: o.deviation ?? 0.005,
     keeper: o.keeper ?? (() => new InProcessKeeper()),
+    keeperLabel: o.keeperLabel,
+    sharedChain: o.sharedChain ?? false,
     onProgress: o.onProgress,
   };
   if (!Number.isInteger(r.traders) || r.traders < 1 || r.traders > 500) throw new Error(`traders must be 1..500 (got ${r.traders})`);
@@ -112,7 +121,11 @@ export function buildPaths(o: Resolved): PricePath[] {
   let eth: PricePath;
   if (o.pricesCsv) {
     eth = loadOhlcCsv(o.pricesCsv, ethSpec.symbol);
-    eth.candles = eth.candles.slice(0, o.hours);
+    if (!(Number.isInteger(o.skipHours) && o.skipHours >= 0 && o.skipHours < eth.candles.length - 1)) {
+      throw new Error(`skip-hours must be an integer in 0..${eth.candles.length - 2} for ${o.pricesCsv} (got ${o.skipHours})`);
+    }
+    eth.history = [...eth.history, ...eth.candles.slice(0, o.skipHours)];
+    eth.candles = eth.candles.slice(o.skipHours, o.skipHours + o.hours);
   } else {
     eth = generatedStressPath(ethSpec.symbol, o.hours, Number(ethSpec.price), o.seed);
   }
@@ -167,7 +180,9 @@ export async function runScenario(hre: HardhatRuntimeEnvironment, opts: Scenario
     }),
     phases: o.pricesCsv ? [] : phaseRanges(o.hours),
     rounds: { slotsSec: [...ROUND_SLOTS], deviation: o.deviation },
-    keeper: "in-process keeper step after every batch of rounds: poke σ, execute due orders, liquidateBatch (largest shortfall first), flag margin calls",
+    keeper:
+      o.keeperLabel ??
+      "in-process keeper step after every batch of rounds: poke σ, execute due orders, liquidateBatch (largest shortfall first), flag margin calls",
     staticCalibration: calibrated
       ? "σ_static = (avg hourly IMR of the dynamic run − liqFee) / (z_im·√(h/1y)), per market"
       : "σ_static given by the caller",
@@ -255,7 +270,9 @@ async function runConfiguration(
   const started = Date.now();
   const { ethers } = hre;
   const provider = ethers.provider;
-  const [admin, keeperSigner, lp] = await signers(hre);
+  const [admin, defaultKeeper, lp] = await signers(hre);
+  const keeper = o.keeper(spec, configIndex);
+  const keeperSigner = keeper.address ? await ethers.getImpersonatedSigner(keeper.address) : defaultKeeper;
   const pathOf = (symbol: string) => {
     const p = paths.find((x) => x.symbol === symbol);
     if (!p) throw new Error(`no price path for ${symbol}`);
@@ -268,6 +285,7 @@ async function runConfiguration(
     return { ...m, price: path.candles[0].open.toFixed(PRICE_FEED_DECIMALS), volPercent: vol0[m.symbol].toFixed(VOL_FEED_DECIMALS), params: marketParamsFor(spec, m) };
   });
   const d = await deploySigma(admin, { markets: specs });
+  keeper.deployed?.(d);
   const tokenDecimals = Number(await d.token.decimals());
   const scale = 10n ** BigInt(18 - tokenDecimals);
   const units = (x: number) => parseUnits(x.toFixed(tokenDecimals), tokenDecimals);
@@ -276,7 +294,7 @@ async function runConfiguration(
   // keeps an hour-of-day × day-of-week profile), a whole number of weeks after the deployment; every later
   // block is pinned by the clock.
   const latest = (await provider.getBlock("latest"))!.timestamp;
-  const clock = new SimClock(hre, latest);
+  const clock = new SimClock(hre, latest, o.sharedChain);
   const anchor = paths[0].candles[0].t;
   const t0 = anchor + Math.ceil((latest + 2 * HOUR - anchor) / WEEK) * WEEK;
   const markets: WorldMarket[] = d.markets.map((m) => ({ marketId: m.marketId, symbol: m.symbol, path: pathOf(m.symbol), lastPublished: pathOf(m.symbol).candles[0].open }));
@@ -309,6 +327,9 @@ async function runConfiguration(
     await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(vol0[m.symbol])));
     const f = d.markets[m.marketId];
     await clock.send(() => d.riskManager.connect(admin).setMarketFeeds(m.marketId, f.priceFeed, f.volFeed));
+    // On a shared node the operator folds the reference round itself: the keeper service skips a poke that
+    // folds no new round (its "nothing to do" check), which leaves pendingRounds > 0 after a feed reset.
+    if (o.sharedChain) await clock.trySend(() => d.riskManager.connect(admin).pokeVolatility(m.marketId));
   }
 
   const world: World = {
@@ -327,7 +348,6 @@ async function runConfiguration(
     startBlock: 0,
     t0,
   };
-  const keeper = o.keeper();
   const agents = new Agents(profiles, traders);
   const errors: string[] = [];
   const noteErrors = (t: TickReport) => {
@@ -351,6 +371,7 @@ async function runConfiguration(
   let badDebtCumulative = 0;
   let lastTick: TickReport | undefined;
 
+  const prof = { tick: 0, act: 0, snapshot: 0 };
   for (let h = 0; h < hours; h++) {
     const fromBlock = (await provider.getBlockNumber()) + 1;
     const acc: HourAcc = { pokes: 0, executed: 0, cancelled: 0, topUps: 0, reduces: 0, rateLimitWaits: 0, liquidatableAfter: 0, low: {}, high: {} };
@@ -378,8 +399,12 @@ async function runConfiguration(
           await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(volAfterHour(m.path, h, vol0[m.symbol]))));
         }
       }
+      let pt = Date.now();
       record(await keeper.tick(world));
+      prof.tick += Date.now() - pt;
+      pt = Date.now();
       const acted = await agents.act(world, lastTick!, { hour: h, firstPrice });
+      prof.act += Date.now() - pt;
       acc.topUps += acted.topUps;
       acc.reduces += acted.reduces;
       if (acted.commits > 0 || acted.topUps > 0) {
@@ -394,7 +419,10 @@ async function runConfiguration(
         record(await keeper.tick(world));
       }
     }
+    const ps = Date.now();
     hourly.push(await snapshot(world, h, fromBlock, acc, lastTick!, perTrader, phases));
+    prof.snapshot += Date.now() - ps;
+    if (process.env.SIGMA_PROFILE) process.stderr.write(`profile ${spec.id} h${h}: ${JSON.stringify(prof)} total ${Date.now() - started}\n`);
     badDebtCumulative += hourly[h].badDebt;
     hourly[h].badDebtCumulative = r6(badDebtCumulative);
     o.onProgress?.({ config: spec.id, configIndex, configCount, hour: h + 1, hours, record: hourly[h] });
@@ -402,6 +430,7 @@ async function runConfiguration(
 
   const tradersRows = await traderRows(world, agents, perTrader);
   const invariants = await checkInvariants(world);
+  await keeper.finish?.(world);
   const report: ConfigurationReport = {
     id: spec.id,
     label: spec.label,
