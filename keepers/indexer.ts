@@ -47,7 +47,7 @@ export interface PendingOrder {
 export type ProtocolEvent =
   | { type: "Deposited"; account: string }
   | { type: "PositionModified"; account: string; marketId: number; newSize: bigint }
-  | { type: "Liquidated"; account: string }
+  | { type: "Liquidated"; account: string; remainingMarkets: bigint }
   | { type: "OrderCommitted"; orderId: bigint; account: string; marketId: number; executableAt: number; expiresAt: number }
   | { type: "OrderExecuted"; orderId: bigint }
   | { type: "OrderCancelled"; orderId: bigint };
@@ -99,7 +99,7 @@ export class EventDecoder {
       case "PositionModified":
         return { type: "PositionModified", account: getAddress(a.account), marketId: Number(a.marketId), newSize: BigInt(a.newSizeD18) };
       case "Liquidated":
-        return { type: "Liquidated", account: getAddress(a.account) };
+        return { type: "Liquidated", account: getAddress(a.account), remainingMarkets: BigInt(a.remainingMarkets) };
       case "OrderCommitted":
         return {
           type: "OrderCommitted",
@@ -402,7 +402,8 @@ export class Indexer {
         break;
       }
       case "Liquidated":
-        this.setAccount(ev.account, 0n, undo);
+        // A partial liquidation leaves positions: the event carries the account's remaining market bitmap.
+        this.setAccount(ev.account, ev.remainingMarkets, undo);
         break;
       case "OrderCommitted":
         this.addOrder(

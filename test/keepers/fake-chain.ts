@@ -10,7 +10,7 @@ export const vaultIface: Interface = Vault__factory.createInterface() as unknown
 export type Ev =
   | { t: "deposit"; a: string }
   | { t: "pos"; a: string; m: number; size: bigint }
-  | { t: "liq"; a: string }
+  | { t: "liq"; a: string; remaining?: bigint }
   | { t: "commit"; id: bigint; a: string; m?: number; at?: number }
   | { t: "exec"; id: bigint; a: string }
   | { t: "cancel"; id: bigint; a: string }
@@ -39,7 +39,7 @@ export function encode(e: Ev): { address: string; topics: string[]; data: string
     case "pos":
       return enc(chIface, "PositionModified", valuesFor("PositionModified", { account: e.a, marketId: BigInt(e.m), sizeDeltaD18: e.size, newSizeD18: e.size, fillPriceD18: 1n }), CH);
     case "liq":
-      return enc(chIface, "Liquidated", valuesFor("Liquidated", { account: e.a, liquidator: addr(999) }), CH);
+      return enc(chIface, "Liquidated", valuesFor("Liquidated", { account: e.a, liquidator: addr(999), remainingMarkets: e.remaining ?? 0n }), CH);
     case "commit":
       return enc(
         chIface,

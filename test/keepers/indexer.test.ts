@@ -51,6 +51,18 @@ describe("keeper indexer", () => {
     expect(ix.pendingOrders()[0]).to.include({ account: C, executableAt: 103, expiresAt: 703, marketId: 0 });
   });
 
+  it("keeps a partially liquidated account with the markets the Liquidated event says remain", async () => {
+    const chain = new FakeChain();
+    chain.mine([{ t: "pos", a: A, m: 0, size: 5n }, { t: "pos", a: A, m: 2, size: -3n }, { t: "pos", a: B, m: 1, size: 4n }]);
+    // A: market 0 closed by the liquidation (PositionModified to 0), market 2 reduced but open; B: fully closed.
+    chain.mine([{ t: "pos", a: A, m: 0, size: 0n }, { t: "pos", a: A, m: 2, size: -1n }, { t: "liq", a: A, remaining: 4n }]);
+    chain.mine([{ t: "pos", a: B, m: 1, size: 0n }, { t: "liq", a: B, remaining: 0n }]);
+    const ix = indexer(chain);
+    await ix.sync();
+    expect(ix.view().accounts).to.deep.equal({ [A]: "0x4", [B]: "0x0" });
+    expect(ix.accountsWithPositions()).to.deep.equal([A]);
+  });
+
   it("stays `confirmations` blocks behind the head and reads logs in bounded ranges", async () => {
     const chain = new FakeChain();
     for (let i = 0; i < 250; i++) chain.mine(i % 10 === 0 ? [{ t: "deposit", a: addr(i) }] : []);
