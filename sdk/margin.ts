@@ -394,7 +394,7 @@ export interface Position {
  */
 export function pendingFundingIndexD18(state: MarketState, risk: MarketRisk, now: bigint): bigint {
   const last = state.lastFundingTime;
-  if (last === 0n || last === now) return state.fundingIndexD18;
+  if (last === 0n || last >= now) return state.fundingIndexD18; // a last accrual at or after `now` accrues nothing
   return ci(
     state.fundingIndexD18 +
       fundingIndexDeltaD18(state.skewD18, risk.skewScaleD18, risk.maxFundingRateD18, risk.priceD18, cu(now - last)),

@@ -732,10 +732,12 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         if (oiNotional > cap) revert ClearingHouseOpenInterestCap(v.marketId, oiNotional, cap);
     }
 
-    /// @dev Folds funding since the last accrual into the market's index at the snapshot's price.
+    /// @dev Folds funding since the last accrual into the market's index at the snapshot's price. A last
+    /// accrual at or after `block.timestamp` accrues nothing: a node may serve a call block N's state with block
+    /// N−1's timestamp (anvil under load does), and a liquidation must not revert with an underflow then.
     function _accrue(MarketState storage ms, MarketView memory v) internal {
         uint256 last = ms.lastFundingTime;
-        if (last == block.timestamp) {
+        if (last >= block.timestamp) {
             v.fundingIndexD18 = ms.fundingIndexD18;
             return;
         }
@@ -751,7 +753,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     function _pendingIndex(MarketState storage ms, IRiskManager.MarketRisk memory r) internal view returns (int256) {
         uint256 last = ms.lastFundingTime;
-        if (last == 0 || last == block.timestamp) return ms.fundingIndexD18;
+        if (last == 0 || last >= block.timestamp) return ms.fundingIndexD18;
         return ms.fundingIndexD18
             + MarginMath.fundingIndexDeltaD18(ms.skewD18, r.skewScaleD18, r.maxFundingRateD18, r.priceD18, block.timestamp - last);
     }

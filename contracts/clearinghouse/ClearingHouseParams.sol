@@ -151,7 +151,7 @@ library ClearingHouseParams {
             IRiskManager.MarketRisk memory r = rm.marketRisk(m, false);
             int256 index = ms.fundingIndexD18;
             uint256 last = ms.lastFundingTime;
-            if (last != 0 && last != block.timestamp) {
+            if (last != 0 && last < block.timestamp) {
                 index += MarginMath.fundingIndexDeltaD18(
                     ms.skewD18, r.skewScaleD18, r.maxFundingRateD18, r.priceD18, block.timestamp - last
                 );

@@ -180,7 +180,7 @@ contract SigmaLens is ISigmaLens {
     /// @dev `ClearingHouse._pendingIndex`: the funding index including funding pending since the last accrual.
     function _pendingIndex(IClearingHouse.MarketState memory ms, IRiskManager.MarketRisk memory r) internal view returns (int256) {
         uint256 last = ms.lastFundingTime;
-        if (last == 0 || last == block.timestamp) return ms.fundingIndexD18;
+        if (last == 0 || last >= block.timestamp) return ms.fundingIndexD18;
         return ms.fundingIndexD18
             + MarginMath.fundingIndexDeltaD18(ms.skewD18, r.skewScaleD18, r.maxFundingRateD18, r.priceD18, block.timestamp - last);
     }

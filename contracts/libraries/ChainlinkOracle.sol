@@ -60,7 +60,8 @@ library ChainlinkOracle {
         if (answer != 0) revert OracleSequencerDown(address(sequencerFeed));
         // startedAt == 0 happens on some L2s before the first round is initialized: treat as down.
         if (startedAt == 0) revert OracleSequencerDown(address(sequencerFeed));
-        if (block.timestamp - startedAt <= gracePeriod) {
+        // A start ahead of the block (a node's inconsistent view) is within the grace period, not an underflow.
+        if (startedAt >= block.timestamp || block.timestamp - startedAt <= gracePeriod) {
             revert OracleSequencerGracePeriod(address(sequencerFeed), startedAt, gracePeriod);
         }
     }
@@ -69,6 +70,6 @@ library ChainlinkOracle {
     function sequencerOk(AggregatorV3Interface sequencerFeed, uint256 gracePeriod) internal view returns (bool) {
         if (address(sequencerFeed) == address(0)) return true;
         (, int256 answer, uint256 startedAt,,) = sequencerFeed.latestRoundData();
-        return answer == 0 && startedAt != 0 && block.timestamp - startedAt > gracePeriod;
+        return answer == 0 && startedAt != 0 && startedAt < block.timestamp && block.timestamp - startedAt > gracePeriod;
     }
 }

@@ -200,7 +200,7 @@ contract RiskManager is IRiskManager, AccessControl {
         Market storage m = _market(marketId);
         Hot storage h = _hot[marketId];
         if (pendingRounds(marketId) > 0) return true;
-        if (block.timestamp - h.sigmaUpdatedAt > m.params.volMaxAge / 2) return true;
+        if (block.timestamp > uint256(h.sigmaUpdatedAt) + m.params.volMaxAge / 2) return true;
         PokeConfig storage c = _pokeConfigs[marketId];
         VolatilityEstimator.Packed storage e = _estimators[marketId];
         uint256 est;
@@ -449,8 +449,10 @@ contract RiskManager is IRiskManager, AccessControl {
             if (move > uint256(h.priceJumpBps) * 1e14) b |= BREAKER_PRICE_JUMP;
         }
         if (h.openingPaused) b |= BREAKER_OPENING_PAUSED;
-        if (block.timestamp - updatedAt > h.liqPriceMaxAge) b |= BREAKER_PRICE_STALE;
-        if (block.timestamp - h.sigmaUpdatedAt > h.volMaxAge) b |= BREAKER_VOL_STALE;
+        // Sums, not differences: a stored time ahead of the block (a node serving block N's state with block
+        // N−1's timestamp) must not underflow in a liquidation's simulation.
+        if (block.timestamp > updatedAt + h.liqPriceMaxAge) b |= BREAKER_PRICE_STALE;
+        if (block.timestamp > uint256(h.sigmaUpdatedAt) + h.volMaxAge) b |= BREAKER_VOL_STALE;
         if (!ChainlinkOracle.sequencerOk(sequencerFeed, sequencerGracePeriod)) b |= BREAKER_SEQUENCER;
         r.breakers = b;
     }
