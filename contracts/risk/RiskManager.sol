@@ -238,9 +238,11 @@ contract RiskManager is IRiskManager, AccessControl {
             if (target >= sigma || sigma == 0) {
                 sigma = target; // rises apply at once
             } else {
-                // Falls decay toward the target with a half-life (hysteresis against whipsaw).
+                // Falls decay toward the target with a half-life (hysteresis against whipsaw). A stored time
+                // ahead of the block (a node simulating on the next block's state) counts as no time elapsed.
                 uint256 w = FixedPointMath.exp2NegD18(
-                    (block.timestamp - updatedAt) * FixedPointMath.WAD / c.sigmaDecayHalfLife
+                    (block.timestamp > updatedAt ? block.timestamp - updatedAt : 0) * FixedPointMath.WAD
+                        / c.sigmaDecayHalfLife
                 );
                 sigma = target + Math.mulDiv(sigma - target, w, FixedPointMath.WAD);
             }
