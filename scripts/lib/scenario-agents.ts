@@ -2,7 +2,7 @@
 // margin-called) and the agent loop that acts on the chain for them. The same profiles run in every
 // configuration. Leverage (default, "absolute"): each trader wants a fixed leverage in × drawn once (2–20×,
 // most 5–10×), identical under dynamic and static margin and only capped by what the configuration allows
-// at entry (1/IMR); an entry cancelled for margin is retried smaller. "relative" (the former population):
+// at entry (1/IMR); a cancelled entry is retried (smaller if it was refused for margin). "relative" (the former population):
 // the "max"/"high" tiers take a fraction of each configuration's own maximum leverage.
 import { getAddress, keccak256, parseUnits, toUtf8Bytes } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
@@ -100,7 +100,7 @@ export function makeAgents(o: AgentOptions): AgentProfile[] {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
-/** Absolute mode: how many times an entry cancelled for margin is retried (smaller each time). */
+/** Absolute mode: how many times a cancelled entry is retried. */
 const MAX_ENTRY_RETRIES = 3;
 
 /** A trader's state in one world. */
@@ -118,8 +118,10 @@ export interface AgentState {
   /** The entry's maximum leverage (1/IMR) when it was committed. */
   entryMaxLeverage?: number;
   entryFailed?: string;
-  /** Absolute mode: entries cancelled for margin so far (each retry asks for 20 % less leverage). */
+  /** Absolute mode: entries cancelled so far (each is retried; 20 % less leverage after a margin refusal). */
   entryRetries: number;
+  /** The last entry was refused for margin: the retry asks for 20 % less. */
+  entryShrink?: boolean;
   /** Leverage asked for by the last entry (×). */
   entryAsked?: number;
   deposited: number;
@@ -172,9 +174,11 @@ export class Agents {
       if (o.filled) {
         s.entryLeverage = (s.entrySize! * n18(o.fillPriceD18 ?? 0n)) / s.deposited;
         s.entryFailed = undefined;
-      } else if (s.p.leverageMode === "absolute" && /Margin/.test(o.reason ?? "") && s.entryRetries < MAX_ENTRY_RETRIES) {
-        // Refused for margin: the trader tries again at the next step, asking for less (as real traders do).
+      } else if (s.p.leverageMode === "absolute" && s.entryRetries < MAX_ENTRY_RETRIES) {
+        // Cancelled: the trader tries again at the next step (as real traders do), asking for less if it was
+        // refused for margin, re-quoted at the new price otherwise (acceptable price exceeded, expired).
         s.entryRetries++;
+        s.entryShrink = /Margin/.test(o.reason ?? "");
         s.entered = false;
         s.entryOrder = undefined;
         s.entryFailed = undefined;
@@ -200,7 +204,7 @@ export class Agents {
         const maxLev = 1 / n18(risk.imrD18);
         const lev =
           s.p.leverageMode === "absolute"
-            ? Math.min(s.entryAsked !== undefined ? s.entryAsked * 0.8 : s.p.leverage, maxLev)
+            ? Math.min(s.entryAsked === undefined ? s.p.leverage : s.entryShrink ? s.entryAsked * 0.8 : s.entryAsked, maxLev)
             : s.p.tier === "max" || s.p.tier === "high"
               ? s.p.leverage * maxLev
               : Math.min(s.p.leverage, 0.9 * maxLev);

@@ -172,7 +172,7 @@ export async function runScenario(hre: HardhatRuntimeEnvironment, opts: Scenario
     tradersByMarket,
     leverage:
       o.leverage === "absolute"
-        ? "absolute: each trader's leverage in × drawn once (2–20×, half 5–10×), the same under both margins, capped at 1/IMR at entry; entries cancelled for margin retried at 80 %"
+        ? "absolute: each trader's leverage in × drawn once (2–20×, half 5–10×), the same under both margins, capped at 1/IMR at entry; a cancelled entry is retried (at 80 % of the leverage if refused for margin)"
         : "relative: the max/high tiers take 85–93 % / 50–80 % of each configuration's maximum leverage 1/IMR at entry",
     lpDeposit: o.lpDeposit,
     insuranceSeed: o.insuranceSeed,
