@@ -1,12 +1,14 @@
 // End-to-end replay of the stress windows (../shared/data/crash_windows/*.csv, hourly ETH/USD): for each
 // window, the `npm start` scenario — Sigma deployed twice (dynamic margin, and static margin calibrated to the
 // dynamic run's average initial margin), an LP, the insurance fund and the same trader population (a spread
-// of leverage from ~1.5× to ~90% of the maximum), keepers running — and per window: accounts liquidated,
+// wanting 2–20×, the same figure under both margins, capped at 1/IMR at entry; --leverage relative: the former
+// population whose max/high tiers take a fraction of each configuration's maximum), keepers running — and per window: accounts liquidated,
 // bad debt, the insurance fund used for it and the bad debt beyond the insurance fund, under both margins.
 // The population and every parameter are the same for every window (nothing is tuned per window).
 //
 //   npm run replay:windows -- [--data-dir ../shared/data/crash_windows] [--out reports/windows.json]
-//       [--only 2020-03-12] [--hours n] [--skip-hours n] [--traders n] [--seed s] [--in-process] [--quiet]
+//       [--only 2020-03-12] [--hours n] [--skip-hours n] [--traders n] [--seed s] [--leverage absolute|relative]
+//       [--in-process] [--quiet]
 //
 // Default: a local hardhat node and, per configuration, the keeper service as a separate process (as
 // `npm start`). --in-process: Hardhat's in-process network with the engine's own keeper step (same jobs,
@@ -15,6 +17,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { ScenarioOptions } from "./lib/scenario";
+import type { LeverageMode } from "./lib/scenario-agents";
 import type { RunReport } from "./lib/report-types";
 import { killChildrenOnSignals, runScenarioOnNode } from "./lib/scenario-run";
 import { startLocalNode, LocalNode } from "./lib/scenario-process";
@@ -28,15 +31,17 @@ interface Args {
   skipHours?: number;
   traders?: number;
   seed?: string;
+  leverage: LeverageMode;
   inProcess: boolean;
   quiet: boolean;
 }
 
 const USAGE = `npm run replay:windows -- [--data-dir ../shared/data/crash_windows] [--out reports/windows.json]
-    [--only <substring of the file name>] [--hours n] [--skip-hours n] [--traders n] [--seed s] [--in-process] [--quiet]`;
+    [--only <substring of the file name>] [--hours n] [--skip-hours n] [--traders n] [--seed s] [--leverage absolute|relative]
+    [--in-process] [--quiet]`;
 
 function parse(argv: string[]): Args {
-  const a: Args = { dataDir: path.resolve("..", "shared", "data", "crash_windows"), out: "reports/windows.json", inProcess: false, quiet: false };
+  const a: Args = { dataDir: path.resolve("..", "shared", "data", "crash_windows"), out: "reports/windows.json", leverage: "absolute", inProcess: false, quiet: false };
   const num = (flag: string, v: string | undefined) => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer (got ${v})`);
@@ -52,7 +57,11 @@ function parse(argv: string[]): Args {
     else if (f === "--skip-hours") a.skipHours = num(f, argv[++i]);
     else if (f === "--traders") a.traders = num(f, argv[++i]);
     else if (f === "--seed") a.seed = argv[++i];
-    else if (f === "--in-process") a.inProcess = true;
+    else if (f === "--leverage") {
+      const v = argv[++i];
+      if (v !== "absolute" && v !== "relative") throw new Error(`--leverage must be absolute or relative (got ${v})`);
+      a.leverage = v;
+    } else if (f === "--in-process") a.inProcess = true;
     else if (f === "--quiet") a.quiet = true;
     else if (f === "--help" || f === "-h") {
       console.log(USAGE);
@@ -111,6 +120,7 @@ async function main() {
         skipHours: args.skipHours,
         traders: args.traders,
         seed: args.seed,
+        leverage: args.leverage,
         onProgress: (e) => {
           if (!args.quiet && (e.hour % 24 === 0 || e.hour === e.hours)) say(`  [${i + 1}/${files.length} ${name}] ${e.config} ${e.hour}/${e.hours} h  (${((Date.now() - started) / 1000).toFixed(0)} s)`);
         },
@@ -139,6 +149,7 @@ async function main() {
     schema: WINDOWS_SCHEMA,
     generatedAt: new Date().toISOString(),
     command: `npm run replay:windows -- ${process.argv.slice(2).join(" ")}`.trim(),
+    leverage: args.leverage,
     keeper: args.inProcess ? "in-process keeper step (engine)" : "keeper service (keepers/cli.ts), one process per configuration, local hardhat node",
     elapsedMs: Date.now() - t0,
     windows: rows,

@@ -165,6 +165,8 @@ export interface ScenarioInfo {
   hours: number;
   traders: number;
   tradersByMarket: Record<string, number>;
+  /** How the traders chose their leverage (population mode). */
+  leverage?: string;
   lpDeposit: number;
   insuranceSeed: number;
   markets: { symbol: string; source: string; startPrice: number; endPrice: number; minPrice: number; maxPrice: number }[];

@@ -1,7 +1,9 @@
-// Traders of the scenario: deterministic profiles (market, side, leverage tier, collateral, what they do when
+// Traders of the scenario: deterministic profiles (market, side, leverage, collateral, what they do when
 // margin-called) and the agent loop that acts on the chain for them. The same profiles run in every
-// configuration; leverage tiers are relative to the configuration's own maximum leverage (1/IMR), so "near
-// max leverage" means the same behaviour under dynamic and static margin.
+// configuration. Leverage (default, "absolute"): each trader wants a fixed leverage in × drawn once (2–20×,
+// most 5–10×), identical under dynamic and static margin and only capped by what the configuration allows
+// at entry (1/IMR); a cancelled entry is retried (smaller if it was refused for margin). "relative" (the former population):
+// the "max"/"high" tiers take a fraction of each configuration's own maximum leverage.
 import { getAddress, keccak256, parseUnits, toUtf8Bytes } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { Rng } from "./scenario-path";
@@ -10,6 +12,8 @@ import { n18, World } from "./scenario-world";
 
 export type Tier = "max" | "high" | "moderate" | "low";
 export type Behaviour = "passive" | "top-up" | "reduce";
+/** How traders choose leverage: a fixed figure in × (default) or a fraction of the configuration's maximum. */
+export type LeverageMode = "absolute" | "relative";
 
 export interface AgentProfile {
   id: string;
@@ -18,8 +22,10 @@ export interface AgentProfile {
   market: string;
   side: 1 | -1;
   tier: Tier;
-  /** "max"/"high": fraction of the maximum leverage (1/IMR) at entry; "moderate"/"low": leverage in ×,
-   * capped at 90% of the maximum. */
+  /** How `leverage` reads. */
+  leverageMode: LeverageMode;
+  /** "absolute": desired leverage in ×, capped at the maximum (1/IMR) at entry. "relative": "max"/"high":
+   * fraction of the maximum leverage (1/IMR) at entry; "moderate"/"low": leverage in ×, capped at 90% of the maximum. */
   leverage: number;
   /** Collateral deposited before trading (USD). */
   collateral: number;
@@ -37,11 +43,26 @@ export interface AgentOptions {
   btcShare: number;
   /** Share of traders who wait for a dip to buy (ETH-PERP longs near max leverage). */
   dipShare: number;
+  /** Default "absolute". */
+  leverage?: LeverageMode;
+}
+
+/**
+ * Desired leverage in × (absolute mode): "low" 2–5× (20 %), "moderate" 5–10× (50 %), "high" 10–15× (20 %),
+ * "max" 15–20× (10 %), log-uniform within each bucket. Drawn from its own stream so that the rest of the
+ * profile (market, side, collateral, behaviour) is the same as in relative mode.
+ */
+export function absoluteLeverage(rng: Rng): { tier: Tier; leverage: number } {
+  const tier = rng.pick<Tier>([["low", 0.2], ["moderate", 0.5], ["high", 0.2], ["max", 0.1]]);
+  const [lo, hi] = tier === "low" ? [2, 5] : tier === "moderate" ? [5, 10] : tier === "high" ? [10, 15] : [15, 20];
+  return { tier, leverage: round2(Math.exp(rng.range(Math.log(lo), Math.log(hi)))) };
 }
 
 /** Deterministic trader profiles. Addresses depend only on the index (stable across seeds and runs). */
 export function makeAgents(o: AgentOptions): AgentProfile[] {
   const rng = new Rng(`${o.seed}/agents`);
+  const mode: LeverageMode = o.leverage ?? "absolute";
+  const levRng = new Rng(`${o.seed}/agents/leverage`);
   const n = o.traders;
   const nBtc = Math.min(n - 1, Math.round(n * o.btcShare));
   const nDip = n >= 5 ? Math.max(1, Math.round(n * o.dipShare)) : 0;
@@ -60,20 +81,27 @@ export function makeAgents(o: AgentOptions): AgentProfile[] {
     const collateral = Math.round(Math.exp(rng.range(Math.log(2_000), Math.log(25_000))) / 100) * 100;
     const behaviour = rng.pick<Behaviour>([["passive", 0.4], ["top-up", 0.35], ["reduce", 0.25]]);
     const reserve = behaviour === "top-up" ? Math.round((collateral * rng.range(0.3, 1)) / 100) * 100 : 0;
+    const abs = absoluteLeverage(levRng);
     if (dip.has(i)) {
-      out.push({ id, index: i, address, market: "ETH-PERP", side: 1, tier: "max", leverage: round2(rng.range(0.85, 0.92)), collateral, reserve, behaviour, dipAt: round2(rng.range(0.1, 0.16)) });
+      const relLev = round2(rng.range(0.85, 0.92));
+      const dipAt = round2(rng.range(0.1, 0.16));
+      const lev = mode === "absolute" ? abs : { tier: "max" as Tier, leverage: relLev };
+      out.push({ id, index: i, address, market: "ETH-PERP", side: 1, ...lev, leverageMode: mode, collateral, reserve, behaviour, dipAt });
       continue;
     }
     const tier = rng.pick<Tier>([["max", 0.25], ["high", 0.25], ["moderate", 0.3], ["low", 0.2]]);
     const leverage =
       tier === "max" ? rng.range(0.85, 0.93) : tier === "high" ? rng.range(0.5, 0.8) : tier === "moderate" ? rng.range(4, 12) : rng.range(1.5, 4);
     const side = rng.uniform() < 0.6 ? 1 : -1;
-    out.push({ id, index: i, address, market: btc.has(i) ? "BTC-PERP" : "ETH-PERP", side, tier, leverage: round2(leverage), collateral, reserve, behaviour });
+    const lev = mode === "absolute" ? abs : { tier, leverage: round2(leverage) };
+    out.push({ id, index: i, address, market: btc.has(i) ? "BTC-PERP" : "ETH-PERP", side, ...lev, leverageMode: mode, collateral, reserve, behaviour });
   }
   return out;
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+/** Absolute mode: how many times a cancelled entry is retried. */
+const MAX_ENTRY_RETRIES = 3;
 
 /** A trader's state in one world. */
 export interface AgentState {
@@ -90,6 +118,12 @@ export interface AgentState {
   /** The entry's maximum leverage (1/IMR) when it was committed. */
   entryMaxLeverage?: number;
   entryFailed?: string;
+  /** Absolute mode: entries cancelled so far (each is retried; 20 % less leverage after a margin refusal). */
+  entryRetries: number;
+  /** The last entry was refused for margin: the retry asks for 20 % less. */
+  entryShrink?: boolean;
+  /** Leverage asked for by the last entry (×). */
+  entryAsked?: number;
   deposited: number;
   reserveLeft: number;
   topUps: number;
@@ -122,6 +156,7 @@ export class Agents {
       p,
       signer: signers[i],
       entered: false,
+      entryRetries: 0,
       deposited: p.collateral,
       reserveLeft: p.reserve,
       topUps: 0,
@@ -136,8 +171,18 @@ export class Agents {
     for (const o of t.orders) {
       const s = this.byAddress.get(o.account.toLowerCase());
       if (!s || s.entryOrder !== o.orderId) continue;
-      if (o.filled) s.entryLeverage = (s.entrySize! * n18(o.fillPriceD18 ?? 0n)) / s.deposited;
-      else s.entryFailed = o.reason ?? "cancelled";
+      if (o.filled) {
+        s.entryLeverage = (s.entrySize! * n18(o.fillPriceD18 ?? 0n)) / s.deposited;
+        s.entryFailed = undefined;
+      } else if (s.p.leverageMode === "absolute" && s.entryRetries < MAX_ENTRY_RETRIES) {
+        // Cancelled: the trader tries again at the next step (as real traders do), asking for less if it was
+        // refused for margin, re-quoted at the new price otherwise (acceptable price exceeded, expired).
+        s.entryRetries++;
+        s.entryShrink = /Margin/.test(o.reason ?? "");
+        s.entered = false;
+        s.entryOrder = undefined;
+        s.entryFailed = undefined;
+      } else s.entryFailed = o.reason ?? "cancelled";
     }
   }
 
@@ -157,7 +202,13 @@ export class Agents {
         if (s.p.dipAt !== undefined && drawdown < s.p.dipAt) continue;
         const risk = await w.d.riskManager.marketRisk(m, false);
         const maxLev = 1 / n18(risk.imrD18);
-        const lev = s.p.tier === "max" || s.p.tier === "high" ? s.p.leverage * maxLev : Math.min(s.p.leverage, 0.9 * maxLev);
+        const lev =
+          s.p.leverageMode === "absolute"
+            ? Math.min(s.entryAsked === undefined ? s.p.leverage : s.entryShrink ? s.entryAsked * 0.8 : s.entryAsked, maxLev)
+            : s.p.tier === "max" || s.p.tier === "high"
+              ? s.p.leverage * maxLev
+              : Math.min(s.p.leverage, 0.9 * maxLev);
+        s.entryAsked = lev;
         const price = wm.lastPublished;
         const size = fitSize(
           s.p.side * (lev * s.deposited) / price,

@@ -25,6 +25,8 @@ export const USAGE = `Usage: npm start [-- options]
   --hours <n>           hours of the generated path (default 24; 72 with --in-process) / max hours of the CSV
   --traders <n>         number of traders (default 32)
   --seed <s>            PRNG seed (default "sigma")
+  --leverage <mode>     absolute (default: each trader's leverage in ×, the same under both margins, capped at
+                        1/IMR at entry) or relative (max/high tiers: a fraction of each configuration's 1/IMR)
   --static-sigma <x>    static σ in percent ("120" or "ETH-PERP=120,BTC-PERP=100"); default: the dynamic run's average IMR
   --out <dir>           report directory (default reports)
   --short               short mode: 8 hours, 8 traders (unless given)
@@ -34,7 +36,7 @@ export const USAGE = `Usage: npm start [-- options]
   --in-process          no node, no keeper process: Hardhat's in-process network and the engine's own keeper step
   --quiet               no progress on stderr
 Every option also reads from the environment: SIGMA_PRICES, SIGMA_SKIP_HOURS, SIGMA_HOURS, SIGMA_TRADERS,
-SIGMA_SEED, SIGMA_STATIC_SIGMA, SIGMA_OUT, SIGMA_RPC_PORT, SIGMA_SHORT=1, SIGMA_QUIET=1, SIGMA_KEEP_RUNNING=1,
+SIGMA_SEED, SIGMA_LEVERAGE, SIGMA_STATIC_SIGMA, SIGMA_OUT, SIGMA_RPC_PORT, SIGMA_SHORT=1, SIGMA_QUIET=1, SIGMA_KEEP_RUNNING=1,
 SIGMA_IN_PROCESS=1 (flags win).`;
 
 const FLAGS: Record<string, string> = {
@@ -46,6 +48,7 @@ const FLAGS: Record<string, string> = {
   "--out": "SIGMA_OUT",
   "--skip-hours": "SIGMA_SKIP_HOURS",
   "--rpc-port": "SIGMA_RPC_PORT",
+  "--leverage": "SIGMA_LEVERAGE",
 };
 
 /** Reads options from argv (flags win) and the environment. */
@@ -96,9 +99,16 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
     hours,
     traders,
     seed: v.SIGMA_SEED,
+    leverage: parseLeverage(v.SIGMA_LEVERAGE),
     staticSigma: v.SIGMA_STATIC_SIGMA ? parseStaticSigma(v.SIGMA_STATIC_SIGMA) : undefined,
   };
   return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help, keepRunning, inProcess, short, rpcPort: int("rpc-port", v.SIGMA_RPC_PORT) };
+}
+
+function parseLeverage(x: string | undefined): "absolute" | "relative" | undefined {
+  if (x === undefined) return undefined;
+  if (x !== "absolute" && x !== "relative") throw new Error(`--leverage must be absolute or relative (got ${x})`);
+  return x;
 }
 
 /** "120" → every market at 120%; "ETH-PERP=120,BTC-PERP=100" → per market. Returns fractions. */

@@ -18,7 +18,7 @@ import {
   ROUND_SLOTS,
   stressPhases,
 } from "./scenario-path";
-import { AgentProfile, Agents, makeAgents } from "./scenario-agents";
+import { AgentProfile, Agents, LeverageMode, makeAgents } from "./scenario-agents";
 import { InProcessKeeper, KeeperStep, scanHealth, STATUS, STATUS_NAME, TickReport } from "./scenario-keeper";
 import { ConfigurationSpec, n18, nTok, r6, SimClock, World, WorldMarket } from "./scenario-world";
 import {
@@ -51,8 +51,11 @@ export interface ScenarioOptions {
   skipHours?: number;
   /** Share of traders on BTC-PERP (default 0.25). */
   btcShare?: number;
-  /** Share of traders who buy the dip near max leverage (default 0.1). */
+  /** Share of traders who buy the dip (default 0.1). */
   dipShare?: number;
+  /** How traders choose leverage (default "absolute": a fixed × per trader, the same under both margins,
+   * capped at 1/IMR at entry; "relative": a fraction of each configuration's own maximum leverage). */
+  leverage?: LeverageMode;
   /** LP deposit into the pool, USD (default 4,000,000). */
   lpDeposit?: number;
   /** Initial insurance fund, USD (default 25,000). */
@@ -98,6 +101,7 @@ export function resolveOptions(o: ScenarioOptions = {}): Resolved {
     skipHours: o.skipHours ?? 0,
     btcShare: o.btcShare ?? 0.25,
     dipShare: o.dipShare ?? 0.1,
+    leverage: o.leverage ?? "absolute",
     lpDeposit: o.lpDeposit ?? 4_000_000,
     insuranceSeed: o.insuranceSeed ?? 25_000,
     staticSigma: o.staticSigma,
@@ -137,7 +141,8 @@ export function buildPaths(o: Resolved): PricePath[] {
 export async function runScenario(hre: HardhatRuntimeEnvironment, opts: ScenarioOptions = {}): Promise<ScenarioResult> {
   const o = resolveOptions(opts);
   const paths = buildPaths(o);
-  const profiles = makeAgents({ traders: o.traders, seed: o.seed, btcShare: o.btcShare, dipShare: o.dipShare });
+  if (o.leverage !== "absolute" && o.leverage !== "relative") throw new Error(`leverage must be "absolute" or "relative" (got ${o.leverage})`);
+  const profiles = makeAgents({ traders: o.traders, seed: o.seed, btcShare: o.btcShare, dipShare: o.dipShare, leverage: o.leverage });
   const dynamic: ConfigurationSpec = {
     id: "dynamic",
     label: "Sigma dynamic margin",
@@ -165,6 +170,10 @@ export async function runScenario(hre: HardhatRuntimeEnvironment, opts: Scenario
     hours: paths[0].candles.length,
     traders: profiles.length,
     tradersByMarket,
+    leverage:
+      o.leverage === "absolute"
+        ? "absolute: each trader's leverage in × drawn once (2–20×, half 5–10×), the same under both margins, capped at 1/IMR at entry; a cancelled entry is retried (at 80 % of the leverage if refused for margin)"
+        : "relative: the max/high tiers take 85–93 % / 50–80 % of each configuration's maximum leverage 1/IMR at entry",
     lpDeposit: o.lpDeposit,
     insuranceSeed: o.insuranceSeed,
     markets: paths.map((p) => {

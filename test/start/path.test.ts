@@ -106,6 +106,22 @@ describe("npm start — price paths, traders and options", () => {
     expect(new Set(a.map((t) => t.address)).size).to.equal(32);
   });
 
+  it("gives every trader an absolute leverage (2–20×, mostly 5–10×); relative mode keeps the rest of the profile", () => {
+    const abs = makeAgents({ traders: 32, seed: "s", btcShare: 0.25, dipShare: 0.1 });
+    const rel = makeAgents({ traders: 32, seed: "s", btcShare: 0.25, dipShare: 0.1, leverage: "relative" });
+    for (const t of abs) {
+      expect(t.leverageMode).to.equal("absolute");
+      expect(t.leverage).to.be.at.least(2).and.at.most(20);
+    }
+    expect(abs.filter((t) => t.leverage >= 5 && t.leverage <= 10).length).to.be.greaterThan(10);
+    // Same traders (market, side, collateral, reserve, behaviour, dip level): only the leverage differs.
+    const rest = (t: (typeof abs)[number]) => ({ ...t, tier: undefined, leverage: undefined, leverageMode: undefined });
+    expect(abs.map(rest)).to.deep.equal(rel.map(rest));
+    for (const t of rel) expect(t.leverageMode).to.equal("relative");
+    // Relative "max"/"high" leverage is a fraction of 1/IMR.
+    for (const t of rel.filter((x) => x.tier === "max" || x.tier === "high")) expect(t.leverage).to.be.lessThan(1);
+  });
+
   it("sizes a near-max-leverage entry so that it still meets initial margin after premium and fee", () => {
     const k = { price: 2000, skew: 2000, imr: 0.03, addOn: 0.01, skewScale: 100000, takerFee: 0.0005 };
     const want = (0.95 / 0.03) * 10000 / 2000;
@@ -126,6 +142,9 @@ describe("npm start — price paths, traders and options", () => {
     expect(b.scenario.staticSigma).to.deep.equal({ "ETH-PERP": 0.8, "BTC-PERP": 0.8 });
     expect(b.out).to.equal("o");
     expect(parseStaticSigma("ETH-PERP=120,BTC-PERP=90")).to.deep.equal({ "ETH-PERP": 1.2, "BTC-PERP": 0.9 });
+    expect(parseStartArgs(["--leverage", "relative"], {}).scenario.leverage).to.equal("relative");
+    expect(parseStartArgs([], { SIGMA_LEVERAGE: "absolute" }).scenario.leverage).to.equal("absolute");
+    expect(() => parseStartArgs(["--leverage", "max"], {})).to.throw(/absolute or relative/);
     expect(() => parseStartArgs(["--nope"], {})).to.throw(/unknown option/);
     expect(() => parseStartArgs(["--hours", "x"], {})).to.throw(/integer/);
     expect(() => parseStaticSigma("ETH-PERP=120")).to.throw(/missing for BTC-PERP/);
