@@ -1175,7 +1175,10 @@ async function fillRoundOf(w: World, o: PendingOrder) {
 }
 
 async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keeper: HardhatEthersSigner, early: boolean, waitRound = true) {
-  const o = g.pending.get(id);
+  // A copy: the transaction's events update the model's order (a re-arm moves its commit time), and the
+  // expectations below are about the order as it was when executed.
+  const pending = g.pending.get(id);
+  const o = pending ? { ...pending } : undefined;
   // A keeper waits for a Chainlink round published after the commit (a heartbeat at the same answer here).
   if (o && waitRound && !early && w.freshRule && g.snap.markets[o.market].updatedAt <= o.commitTime && g.snap.markets[o.market].answer > 0n) {
     await publishPriceChecked(w, g, o.market, g.snap.markets[o.market].answer, `heartbeat m${o.market}`);
