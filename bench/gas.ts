@@ -14,6 +14,7 @@ import { parseUnits } from "ethers";
 import { deploySigma, PRICE_FEED_DECIMALS } from "../scripts/lib/deploy";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../scripts/lib/params";
 import { VolatilityEstimator } from "../sdk/volatility";
+import { DEFAULT_ROUNDS_CSV, loadRounds, Round } from "../test/estimator/rounds";
 
 const TARGETS: Record<string, number> = {
   deposit: 80_000,
@@ -241,45 +242,19 @@ async function main() {
 
 /** Real Chainlink ETH/USD rounds (../shared/data, README there; SIGMA_ROUNDS_CSV overrides the path). A clone
  * without the data replays a generated path with the same cadence (1 h heartbeats plus 0.5%-deviation rounds). */
-const ROUNDS_CSV = process.env.SIGMA_ROUNDS_CSV ?? path.join(__dirname, "../../shared/data/chainlink_eth_usd_rounds.csv");
+const ROUNDS_CSV = process.env.SIGMA_ROUNDS_CSV ?? DEFAULT_ROUNDS_CSV;
 /** Rounds replayed (SIGMA_POKE_ROUNDS overrides): 1,000 real rounds are about four weeks. */
 const REPLAY_ROUNDS = Number(process.env.SIGMA_POKE_ROUNDS ?? 1000);
 /** The issue's budget for a poke: 40,000 + 15,000 per round folded in. */
 const POKE_BUDGET_BASE = 40_000;
 const POKE_BUDGET_PER_ROUND = 15_000;
 
-interface Round {
-  roundId: bigint;
-  answer: bigint;
-  updatedAt: bigint;
-}
-
-function loadRounds(limit: number): { rounds: Round[]; source: string } {
-  if (fs.existsSync(ROUNDS_CSV)) {
-    const lines = fs.readFileSync(ROUNDS_CSV, "utf8").trim().split("\n").slice(1, limit + 1);
-    const rounds = lines.map((l) => {
-      const [roundId, answer, , updatedAt] = l.split(",");
-      return { roundId: BigInt(roundId), answer: BigInt(answer), updatedAt: BigInt(updatedAt) };
-    });
-    return { rounds, source: `${rounds.length} real Chainlink ETH/USD rounds (${path.basename(ROUNDS_CSV)})` };
-  }
-  let seed = 42;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const rounds: Round[] = [];
-  let p = 2000e8;
-  let last = p;
-  let t = 1_700_000_000;
-  let lastT = t;
-  while (rounds.length < limit) {
-    t += 60;
-    p *= 1 + (rnd() - 0.5) * 0.004;
-    if (Math.abs(p / last - 1) >= 0.005 || t - lastT >= 3600) {
-      rounds.push({ roundId: (6n << 64n) | BigInt(rounds.length + 1), answer: BigInt(Math.round(p)), updatedAt: BigInt(t) });
-      last = p;
-      lastT = t;
-    }
-  }
-  return { rounds, source: `${rounds.length} generated rounds (${ROUNDS_CSV} not found)` };
+function loadReplayRounds(limit: number): { rounds: Round[]; source: string } {
+  const { rounds, real } = loadRounds(limit, ROUNDS_CSV);
+  return {
+    rounds,
+    source: real ? `${rounds.length} real Chainlink ETH/USD rounds (${path.basename(ROUNDS_CSV)})` : `${rounds.length} generated rounds (${ROUNDS_CSV} not found)`,
+  };
 }
 
 /** Calldata gas of a transaction (EIP-2028: 16 per non-zero byte, 4 per zero byte). */
@@ -302,7 +277,7 @@ async function pokeReplay(admin: any): Promise<{ gas: Record<string, number>; no
   const rm = d.riskManager;
   const feed = d.priceFeeds[0];
   const volFeed = d.volFeeds[0];
-  const { rounds, source } = loadRounds(REPLAY_ROUNDS);
+  const { rounds, source } = loadReplayRounds(REPLAY_ROUNDS);
   const latest = async () => BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
   // Shift the history to the chain's present by whole weeks (keeps hour of day and weekday).
   const WEEK = 7n * 86400n;

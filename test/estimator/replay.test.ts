@@ -1,54 +1,16 @@
 import { expect } from "chai";
-import * as fs from "fs";
-import * as path from "path";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { deployFixture, ETH } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { VolatilityEstimator, exp2NegD18, WAD } from "../../sdk/volatility";
+import { loadRounds } from "./rounds";
 
-/** Real Chainlink ETH/USD rounds (../shared/data); a user's clone has none, and the replay then runs on a
- * generated path with the same cadence (hourly heartbeats plus 0.5%-deviation bursts). */
-const ROUNDS_CSV = path.join(__dirname, "../../../shared/data/chainlink_eth_usd_rounds.csv");
 const WEEK = 7n * 86400n;
 
-interface Round {
-  roundId: bigint;
-  answer: bigint;
-  updatedAt: bigint;
-}
-
-function loadRounds(limit: number): { rounds: Round[]; source: string } {
-  if (fs.existsSync(ROUNDS_CSV)) {
-    const lines = fs.readFileSync(ROUNDS_CSV, "utf8").trim().split("\n").slice(1, limit + 1);
-    const rounds = lines.map((l) => {
-      const [roundId, answer, , updatedAt] = l.split(",");
-      return { roundId: BigInt(roundId), answer: BigInt(answer), updatedAt: BigInt(updatedAt) };
-    });
-    return { rounds, source: "real Chainlink rounds" };
-  }
-  // Seeded generated path: a random walk with Chainlink's update rule (0.5% deviation or 1 h heartbeat).
-  let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const rounds: Round[] = [];
-  let p = 2000e8;
-  let last = p;
-  let t = 1_700_000_000;
-  let lastT = t;
-  for (let i = 0; rounds.length < limit; i++) {
-    t += 60;
-    p *= 1 + (rnd() - 0.5) * 0.004;
-    if (Math.abs(p / last - 1) >= 0.005 || t - lastT >= 3600) {
-      rounds.push({ roundId: (6n << 64n) | BigInt(rounds.length + 1), answer: BigInt(Math.round(p)), updatedAt: BigInt(t) });
-      last = p;
-      lastT = t;
-    }
-  }
-  return { rounds, source: "generated rounds (../shared/data not found)" };
-}
-
 const N = 1200;
-const { rounds, source } = loadRounds(N);
+const { rounds, real } = loadRounds(N);
+const source = real ? "real Chainlink rounds" : "generated rounds (../shared/data not found)";
 
 async function estimatorFixture() {
   const markets = DEFAULT_MARKETS.map((m) => ({ ...m, params: { ...m.params, sigmaSource: SIGMA_SOURCE.ESTIMATOR } }));
