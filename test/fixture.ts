@@ -125,3 +125,9 @@ export function chEvents(f: Fixture, receipt: { logs: readonly any[] } | null) {
     })
     .filter((e): e is NonNullable<typeof e> => e !== null);
 }
+
+/** A long test's own mocha timeout, none under `npm run coverage` (COVERAGE=1): instrumentation makes long replays
+ * many times slower, and a test that times out keeps running and disturbs the tests after it. */
+export function testTimeout(ms: number): number {
+  return process.env.COVERAGE ? 0 : ms;
+}

@@ -2,11 +2,12 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import fc from "fast-check";
 import { exp2NegD18, WAD } from "../../sdk/volatility";
+import { testTimeout } from "../fixture";
 
 /** FixedPointMath.exp2NegD18 is unrolled with its constants inline: it must equal, to the wei, the previous
  * table-driven loop (kept in the harness) and sdk/volatility.ts's exp2NegD18 on every input. */
 describe("FixedPointMath.exp2NegD18 (unrolled) vs the table loop and the TypeScript mirror", function () {
-  this.timeout(300_000);
+  this.timeout(testTimeout(300_000));
 
   async function harness() {
     return (await ethers.getContractFactory("FixedPointMathHarness")).deploy();

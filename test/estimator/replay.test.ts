@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
-import { deployFixture, ETH } from "../fixture";
+import { deployFixture, ETH, testTimeout } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { VolatilityEstimator, exp2NegD18, WAD } from "../../sdk/volatility";
 import { loadRounds } from "./rounds";
@@ -18,7 +18,7 @@ async function estimatorFixture() {
 }
 
 describe(`On-chain volatility estimator vs its TypeScript mirror (${source})`, function () {
-  this.timeout(600_000);
+  this.timeout(testTimeout(600_000));
 
   it("the profile decay constants equal exp2NegD18 of their exponents", () => {
     expect(exp2NegD18(WAD / 730n)).to.equal(999050933962625668n);

@@ -9,7 +9,7 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time, setBalance } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits, keccak256, toUtf8Bytes, Wallet } from "ethers";
-import { deployFixture, usdc, chEvents } from "../fixture";
+import { deployFixture, usdc, chEvents, testTimeout } from "../fixture";
 import { DEFAULT_MARKETS, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { STATUS, toTokensFloor, vaultEvents } from "../clearinghouse/math";
 import { ETH, WEEK, alignToWeek, heartbeat } from "./helpers";
@@ -117,7 +117,7 @@ async function crashFixture() {
 
 describe(`risk engine: crash replay (${HAVE_DATA ? "real ETH/USD hourly data, 2020-03-12 window" : "generated crash path: shared data not found"})`, () => {
   it(`${HOURS} hours × 3 rounds with 20 leveraged traders and a keeper every round: the Vault holds exactly its ledgers after every step and every shortfall is a recorded BadDebtCovered`, async function () {
-    this.timeout(180_000);
+    this.timeout(testTimeout(180_000));
     if (!HAVE_DATA) console.log(`      (no ${CSV}: replaying a seeded synthetic crash of ${HOURS} hours instead)`);
     expect(CANDLES.length).to.equal(HOURS);
     const { f, probe, traders } = await loadFixture(crashFixture);

@@ -11,7 +11,7 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits } from "ethers";
-import { Fixture } from "../fixture";
+import { Fixture, testTimeout } from "../fixture";
 import { PARAM, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { baseRatios } from "../clearinghouse/math";
 import {
@@ -60,7 +60,7 @@ async function dayOfRounds(f: Fixture, feed: MockPhasedAggregator, answers: bigi
 
 describe("risk engine: a constant price lets σ (estimator source) decay to SigmaMin", () => {
   it("after a day of ±3% hourly moves, five months of hourly rounds at one price: the deseasonalized σ never rises, σ falls week over week, reaches SigmaMin exactly and stays (every poke exact against the mirror)", async function () {
-    this.timeout(120_000);
+    this.timeout(testTimeout(120_000));
     const { f, feed } = await loadFixture(batchFeedFixture);
     await f.riskManager.setMarketParam(ETH, PARAM.SigmaSource, SIGMA_SOURCE.ESTIMATOR);
     const p = await riskParams(f, ETH);
@@ -133,7 +133,7 @@ describe("risk engine: a constant price lets σ (estimator source) decay to Sigm
   });
 
   it("the same flat days under SigmaSource MAX with a 50% volatility feed settle at the feed's σ exactly, never below it", async function () {
-    this.timeout(60_000);
+    this.timeout(testTimeout(60_000));
     const { f, feed } = await loadFixture(batchFeedFixture);
     expect((await f.riskManager.marketParams(ETH)).sigmaSource).to.equal(SIGMA_SOURCE.MAX);
     const half = 10n ** 18n / 2n;
