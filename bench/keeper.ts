@@ -33,6 +33,7 @@ import { deploySigma, PRICE_FEED_DECIMALS } from "../scripts/lib/deploy";
 import { DEFAULT_MARKETS, PARAM, SIGMA_SOURCE } from "../scripts/lib/params";
 import { buildDeploymentFile, writeDeploymentFile } from "../scripts/lib/deployment-file";
 import { account, anvilCommand, freePort, killAll, MNEMONIC, provider, spawnProc, startKeeper, waitFor, delay, KeeperProc } from "../test/keepers/helpers";
+import { interleaveBySkew } from "../test/interleave";
 import { LiquidationsJob } from "../keepers/jobs/liquidations";
 import { KeeperMetrics } from "../keepers/metrics";
 import { createLogger } from "../keepers/log";
@@ -181,18 +182,7 @@ async function main() {
   }
   await mineUntilEmpty(url);
   // Execution order interleaves longs and shorts so the skew (and the fill premium) stays near zero.
-  const longs = specs.filter((x, i) => i > 0 && x.size > 0n);
-  const shorts = specs.filter((x) => x.size < 0n);
-  const seq: Spec[] = [specs[0]];
-  let skew = 0n;
-  let li = 0;
-  let si = 0;
-  while (li < longs.length || si < shorts.length) {
-    const takeLong = li < longs.length && (skew <= 0n || si >= shorts.length);
-    const x = takeLong ? longs[li++] : shorts[si++];
-    skew += x.size;
-    seq.push(x);
-  }
+  const seq = interleaveBySkew(specs[0], specs.slice(1));
   for (let s = 0; s < seq.length; s += CH) {
     const reqs: RpcReq[] = seq.slice(s, s + CH).map((x) => ({
       method: "eth_sendTransaction",

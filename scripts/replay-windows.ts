@@ -19,7 +19,7 @@ import * as path from "path";
 import type { ScenarioOptions } from "./lib/scenario";
 import type { LeverageMode } from "./lib/scenario-agents";
 import type { RunReport } from "./lib/report-types";
-import { killChildrenOnSignals, runScenarioOnNode } from "./lib/scenario-run";
+import { killChildrenOnSignals, runMain, runScenarioOnNode } from "./lib/scenario-run";
 import { startLocalNode, LocalNode } from "./lib/scenario-process";
 import { windowRow, WindowRow, renderWindowsMarkdown, WINDOWS_SCHEMA } from "./lib/report-windows";
 
@@ -163,12 +163,4 @@ async function main() {
   if (rows.some((r) => !r.dynamic.invariantsHold || !r.static.invariantsHold)) process.exitCode = 1;
 }
 
-if (require.main === module) {
-  const exit = (code: number) => process.stdout.write("", () => process.exit(code));
-  main()
-    .then(() => exit(Number(process.exitCode ?? 0)))
-    .catch((e) => {
-      console.error(e);
-      exit(1);
-    });
-}
+if (require.main === module) runMain(main);

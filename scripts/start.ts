@@ -15,7 +15,7 @@ import { buildPaths, resolveOptions, runScenario, ProgressEvent } from "./lib/sc
 import { parseStartArgs, StartArgs, USAGE } from "./lib/scenario-options";
 import { renderText, fmt, pct } from "./lib/report-text";
 import { writeRunReports } from "./lib/report-files";
-import { killChildrenOnSignals, runScenarioOnNode } from "./lib/scenario-run";
+import { killChildrenOnSignals, runMain, runScenarioOnNode } from "./lib/scenario-run";
 import { freePort } from "../test/keepers/helpers";
 import type { RunReport } from "./lib/report-types";
 
@@ -140,11 +140,4 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-// Exit once stdout is flushed: the children are gone by then (and helpers' exit hook kills any left).
-const exit = (code: number) => process.stdout.write("", () => process.exit(code));
-main()
-  .then(() => exit(Number(process.exitCode ?? 0)))
-  .catch((e) => {
-    console.error(e);
-    exit(1);
-  });
+runMain(main);

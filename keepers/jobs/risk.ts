@@ -23,6 +23,12 @@ export class RiskJob implements Job {
   private readonly feeds = new Map<string, Contract>();
   /** Markets with a poke in flight: not poked again until it settles. */
   private readonly inflight = new Map<number, Promise<Outcome>>();
+  /**
+   * Markets whose poke folds no round although rounds are pending, and stay pending: the contract's cursor
+   * must move past rounds it cannot use (after an admin `setMarketFeeds`, or rounds older than the last one
+   * folded). Value: the pendingRounds seen then. The next poke is sent even though it folds nothing.
+   */
+  private readonly cursorOnly = new Map<number, bigint>();
 
   /** The volatility feed's latest round id (null without a feed or when it cannot be read). */
   private async volRound(ctx: JobContext, feed: string | undefined): Promise<bigint | null> {
@@ -53,7 +59,11 @@ export class RiskJob implements Job {
     for (const m of markets) {
       if (ctx.stopping()) break;
       if (this.inflight.has(m.marketId)) continue;
-      const pending = ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
+      const readPending = async () =>
+        ctx.caps.pendingRounds ? BigInt((await rm.getFunction("pendingRounds").staticCall(m.marketId)) as bigint) : 0n;
+      const pending = await readPending();
+      const cursorOnly = pending > 0n && this.cursorOnly.get(m.marketId) === pending;
+      if (!cursorOnly) this.cursorOnly.delete(m.marketId);
       const volRound = await this.volRound(ctx, m.volFeed);
       if (volRound !== null && !this.lastVolRound.has(m.marketId)) this.lastVolRound.set(m.marketId, volRound);
       const newVolRound = volRound !== null && this.lastVolRound.get(m.marketId) !== volRound;
@@ -75,8 +85,19 @@ export class RiskJob implements Job {
         method: "pokeVolatility",
         args: [m.marketId],
         // Rounds were pending but another keeper's poke folded them first: a poke now would change nothing.
-        nothingToDo: (folded) => (pending > 0n && !newVolRound && BigInt(folded as bigint) === 0n ? "NoRoundsLeft" : null),
+        // (Unless the rounds are still pending after such a simulation: see `cursorOnly`.)
+        nothingToDo: cursorOnly
+          ? undefined
+          : (folded) => (pending > 0n && !newVolRound && BigInt(folded as bigint) === 0n ? "NoRoundsLeft" : null),
       });
+      if (!isInFlight(r) && r.kind === "raced" && r.reason === "NoRoundsLeft") {
+        // Raced, or a cursor that only a poke folding nothing can move: the latter leaves the rounds pending.
+        const after = await readPending();
+        if (after > 0n) {
+          this.cursorOnly.set(m.marketId, after);
+          ctx.log.info({ job: this.name, market: m.symbol, pendingRounds: String(after) }, "rounds pending that no poke folds: poking to move the cursor");
+        }
+      }
       if (isInFlight(r)) {
         // Not awaited: the liquidation job runs in the same iteration (its scan picks up the new σ once the
         // poke is mined, as a changed market snapshot).

@@ -86,3 +86,15 @@ export function killChildrenOnSignals(): void {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 }
+
+/** Runs a CLI's `main`, then exits with `process.exitCode` (1 on an exception) once stdout is flushed: the
+ * children are gone by then (and the helpers' exit hook kills any left), and a piped report is not cut. */
+export function runMain(main: () => Promise<void>): void {
+  const exit = (code: number) => process.stdout.write("", () => process.exit(code));
+  main()
+    .then(() => exit(Number(process.exitCode ?? 0)))
+    .catch((e) => {
+      console.error(e);
+      exit(1);
+    });
+}

@@ -4,6 +4,7 @@ import { time } from "@nomicfoundation/hardhat-network-helpers";
 import { parseUnits, Wallet } from "ethers";
 import { deploySigma, PRICE_FEED_DECIMALS, SigmaDeployment } from "../../scripts/lib/deploy";
 import { DEFAULT_MARKETS, PARAM, SIGMA_SOURCE } from "../../scripts/lib/params";
+import { interleaveBySkew } from "../interleave";
 
 const d18 = (x: string) => parseUnits(x, 18);
 const usdc = (x: string) => parseUnits(x, 6);
@@ -30,18 +31,7 @@ async function cascade(nLong: number, nShort: number) {
   specs.push({ w: mk(), market: 1, size: d18("0.45"), collateral: usdc("1000") });
   for (let i = 0; i < nLong; i++) specs.push({ w: mk(), market: 0, size: LONG, collateral: usdc("1000") });
   for (let i = 0; i < nShort; i++) specs.push({ w: mk(), market: 0, size: -shortSize, collateral: usdc("2000") });
-  const longs = specs.filter((x, i) => i > 0 && x.size > 0n);
-  const shorts = specs.filter((x) => x.size < 0n);
-  const seq: Spec[] = [specs[0]];
-  let skew = 0n;
-  let li = 0;
-  let si = 0;
-  while (li < longs.length || si < shorts.length) {
-    const takeLong = li < longs.length && (skew <= 0n || si >= shorts.length);
-    const x = takeLong ? longs[li++] : shorts[si++];
-    skew += x.size;
-    seq.push(x);
-  }
+  const seq = interleaveBySkew(specs[0], specs.slice(1));
   for (const sp of specs) {
     await network.provider.send("hardhat_setBalance", [sp.w.address, "0xde0b6b3a7640000"]);
     await d.vault.deposit(sp.w.address, sp.collateral);
@@ -60,7 +50,7 @@ async function cascade(nLong: number, nShort: number) {
     for (const id of ids) await ch.connect(keeper).executeOrder(id);
   }
   for (const x of specs) expect((await ch.position(x.w.address, x.market)).sizeD18).to.equal(x.size);
-  return { d, ch, keeper, admin, target: specs[0].w.address, longs: longs.map((x) => x.w.address), shorts: shorts.map((x) => x.w.address), all: specs.map((x) => x.w.address) };
+  return { d, ch, keeper, admin, target: specs[0].w.address, longs: specs.slice(1).filter((x) => x.size > 0n).map((x) => x.w.address), shorts: specs.filter((x) => x.size < 0n).map((x) => x.w.address), all: specs.map((x) => x.w.address) };
 }
 
 const LIQUIDATABLE = 3n;

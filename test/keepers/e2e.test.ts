@@ -324,4 +324,23 @@ describe("keeper end-to-end on a hardhat node", function () {
     expect(liq.get(trader.address)![0].liquidator).to.equal(keeperWallet.address);
     expect(metricSum(await k.metrics(), "keeper_txs_failed_total")).to.equal(0);
   });
+
+  it("pokes a market whose feeds were reset by the admin, although that poke folds no round, so its rounds stop being pending", async () => {
+    const l = await deployLocal(node.url);
+    const rm = l.d.riskManager as any;
+    const keeperWallet = account(9, l.provider);
+    const k = await startKeeper({ rpc: node.url, deployment: l.deploymentPath, key: keeperWallet.privateKey });
+    keepers.push(k);
+    await waitFor("the first pokes", async () => (await rm.pendingRounds(0)) === 0n && (await rm.pendingRounds(1)) === 0n, 30_000);
+    // The same feeds again: the estimator's cursor restarts, so the latest round is pending, but it is not newer
+    // than the last round folded, so a poke folds nothing and only moves the cursor.
+    await (await rm.setMarketFeeds(0, await l.d.priceFeeds[0].getAddress(), await l.d.volFeeds[0].getAddress())).wait();
+    expect(await rm.pendingRounds(0)).to.be.greaterThan(0n);
+    await waitFor("the cursor-only poke", async () => (await rm.pendingRounds(0)) === 0n, 30_000);
+    const evs = await rm.queryFilter(rm.filters.VolatilityUpdated(0));
+    const last = evs[evs.length - 1];
+    expect(last.args.roundsFolded).to.equal(0n);
+    expect((await l.provider.getTransaction(last.transactionHash))!.from).to.equal(keeperWallet.address);
+    expect(metricSum(await k.metrics(), "keeper_txs_failed_total")).to.equal(0);
+  });
 });
