@@ -17,6 +17,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { ScenarioOptions } from "./lib/scenario";
+import { MarketParams, parseParamOverrides } from "./lib/params";
 import type { LeverageMode } from "./lib/scenario-agents";
 import type { RunReport } from "./lib/report-types";
 import { killChildrenOnSignals, runMain, runScenarioOnNode } from "./lib/scenario-run";
@@ -32,13 +33,14 @@ interface Args {
   traders?: number;
   seed?: string;
   leverage: LeverageMode;
+  params?: Partial<MarketParams>;
   inProcess: boolean;
   quiet: boolean;
 }
 
 const USAGE = `npm run replay:windows -- [--data-dir ../shared/data/crash_windows] [--out reports/windows.json]
     [--only <substring of the file name>] [--hours n] [--skip-hours n] [--traders n] [--seed s] [--leverage absolute|relative]
-    [--in-process] [--quiet]`;
+    [--param ImrMin=0.1,…] [--in-process] [--quiet]`;
 
 function parse(argv: string[]): Args {
   const a: Args = { dataDir: path.resolve("..", "shared", "data", "crash_windows"), out: "reports/windows.json", leverage: "absolute", inProcess: false, quiet: false };
@@ -57,6 +59,7 @@ function parse(argv: string[]): Args {
     else if (f === "--skip-hours") a.skipHours = num(f, argv[++i]);
     else if (f === "--traders") a.traders = num(f, argv[++i]);
     else if (f === "--seed") a.seed = argv[++i];
+    else if (f === "--param") a.params = parseParamOverrides(argv[++i] ?? "");
     else if (f === "--leverage") {
       const v = argv[++i];
       if (v !== "absolute" && v !== "relative") throw new Error(`--leverage must be absolute or relative (got ${v})`);
@@ -121,6 +124,7 @@ async function main() {
         traders: args.traders,
         seed: args.seed,
         leverage: args.leverage,
+        params: args.params,
         onProgress: (e) => {
           if (!args.quiet && (e.hour % 24 === 0 || e.hour === e.hours)) say(`  [${i + 1}/${files.length} ${name}] ${e.config} ${e.hour}/${e.hours} h  (${((Date.now() - started) / 1000).toFixed(0)} s)`);
         },

@@ -110,3 +110,35 @@ export const PARAM = {
   LiqWindowSec: 22,
   LiqLimit: 23,
 } as const;
+
+/** Parameters a scenario may override for every market (not SigmaSource: the scenario's configurations set it). */
+const OVERRIDABLE = Object.keys(PARAM).filter((k) => k !== "SigmaSource") as (keyof typeof PARAM)[];
+
+/** The MarketParams field of a Param name: "ImrMin" → "imrMinD18" (a D18 ratio), "HorizonSec" → "horizonSec". */
+function paramField(name: keyof typeof PARAM): { field: keyof MarketParams; d18: boolean } {
+  const base = name[0].toLowerCase() + name.slice(1);
+  const probe = baseParams() as unknown as Record<string, bigint>;
+  if (probe[`${base}D18`] !== undefined) return { field: `${base}D18` as keyof MarketParams, d18: true };
+  if (probe[base] !== undefined) return { field: base as keyof MarketParams, d18: false };
+  throw new Error(`no MarketParams field for ${name}`);
+}
+
+/**
+ * "ImrMin=0.1,LiqLimit=1" → overrides of every market's parameters: ratios (D18 fields) as decimals (0.1 =
+ * 10 %), times and counts as integers. Names are IRiskManager.Param's; the RiskManager checks the bounds.
+ */
+export function parseParamOverrides(s: string): Partial<MarketParams> {
+  const out: Partial<MarketParams> = {};
+  for (const part of s.split(",").map((t) => t.trim()).filter(Boolean)) {
+    const [name, value] = part.split("=").map((t) => t.trim());
+    if (!OVERRIDABLE.includes(name as keyof typeof PARAM)) {
+      throw new Error(`unknown or fixed parameter ${name} in --param (one of ${OVERRIDABLE.join(", ")})`);
+    }
+    const { field, d18: isD18 } = paramField(name as keyof typeof PARAM);
+    if (value === undefined || !(isD18 ? /^\d+(\.\d{1,18})?$/ : /^\d+$/).test(value)) {
+      throw new Error(`--param ${name} needs ${isD18 ? "a non-negative decimal (0.1 = 10 %)" : "a non-negative integer"} (got ${value})`);
+    }
+    out[field] = isD18 ? d18(value) : BigInt(value);
+  }
+  return out;
+}

@@ -253,7 +253,7 @@ details{margin:8px 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:a
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Sigma run — ${esc(cs.map((c) => c.id).join(" vs "))}</title><style>${css}</style></head><body>
 <h1>Sigma — dynamic vs static margin through ${s.source === "generated" ? "a generated stress path" : esc(s.source.replace(/^csv:/, ""))}</h1>
-<div class="meta">Generated ${esc(report.generatedAt)} · seed ${esc(JSON.stringify(s.seed))} · ${s.hours} hours · ${s.traders} traders (${esc(Object.entries(s.tradersByMarket).map(([m, n]) => `${n} ${m}`).join(", "))}) · LP deposit ${fmt(s.lpDeposit)} USDC · insurance seed ${fmt(s.insuranceSeed)} USDC</div>
+<div class="meta">Generated ${esc(report.generatedAt)} · seed ${esc(JSON.stringify(s.seed))} · ${s.hours} hours · ${s.traders} traders (${esc(Object.entries(s.tradersByMarket).map(([m, n]) => `${n} ${m}`).join(", "))}) · LP deposit ${fmt(s.lpDeposit)} USDC · insurance seed ${fmt(s.insuranceSeed)} USDC${s.paramOverrides ? ` · parameters overridden in both configurations: ${esc(s.paramOverrides)}` : ""}</div>
 <ul>${cfgList}</ul>
 <ul class="meta">${marketList}<li>Rounds: at most ${s.rounds.slotsSec.length} per hour (open, extremes, close at +${s.rounds.slotsSec.map((x) => x / 60).join("/+")} min), intra-hour ones only when they move ≥ ${pct(s.rounds.deviation, 1)}; realized-vol feed (24 h close-to-close) updated hourly.</li><li>Keeper: ${esc(s.keeper)}.</li><li>Static calibration: ${esc(s.staticCalibration)}.</li></ul>
 <h2>Summary</h2>${summaryTable(cs)}

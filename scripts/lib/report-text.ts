@@ -45,6 +45,7 @@ export function renderText(report: RunReport, opts: { hourEvery?: number; maxTra
   const title = `Sigma — ${cs.map((c) => c.id).join(" vs ")} margin through ${s.source === "generated" ? "a generated stress path" : s.source.replace(/^csv:/, "")}`;
   out.push(title, "═".repeat(Math.min(110, title.length)));
   out.push(`  seed ${JSON.stringify(s.seed)} · ${s.hours} h · ${s.traders} traders (${Object.entries(s.tradersByMarket).map(([m, n]) => `${n} ${m}`).join(", ")}) · LP ${fmt(s.lpDeposit)} USDC · insurance seed ${fmt(s.insuranceSeed)} USDC`);
+  if (s.paramOverrides) out.push(`  parameters overridden in both configurations: ${s.paramOverrides}`);
   for (const m of s.markets) {
     out.push(`  ${m.symbol.padEnd(9)} ${fmt(m.startPrice, 2)} → ${fmt(m.endPrice, 2)} (low ${fmt(m.minPrice, 2)}, high ${fmt(m.maxPrice, 2)}) — ${m.source}`);
   }

@@ -169,6 +169,8 @@ export interface ScenarioInfo {
   leverage?: string;
   lpDeposit: number;
   insuranceSeed: number;
+  /** Risk parameters overridden for every market of both configurations (--param), as given; absent: none. */
+  paramOverrides?: string;
   markets: { symbol: string; source: string; startPrice: number; endPrice: number; minPrice: number; maxPrice: number }[];
   phases: { name: string; from: number; to: number }[];
   /** How rounds are published: intra-hour slots and the deviation threshold. */

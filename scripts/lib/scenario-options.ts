@@ -1,7 +1,7 @@
 // Options of `npm start` (scripts/start.ts): from the environment, since `hardhat run` passes no script
 // arguments, or from the command line when the script runs directly under ts-node. Flags win over variables.
 import type { ScenarioOptions } from "./scenario";
-import { DEFAULT_MARKETS } from "./params";
+import { DEFAULT_MARKETS, parseParamOverrides } from "./params";
 
 export interface StartArgs {
   scenario: ScenarioOptions;
@@ -27,6 +27,8 @@ export const USAGE = `Usage: npm start [-- options]
   --seed <s>            PRNG seed (default "sigma")
   --leverage <mode>     absolute (default: each trader's leverage in ×, the same under both margins, capped at
                         1/IMR at entry) or relative (max/high tiers: a fraction of each configuration's 1/IMR)
+  --param <k=v,…>       override risk parameters of every market in both configurations (IRiskManager.Param
+                        names; ratios as decimals): "ImrMin=0.1" caps entry leverage at 10×
   --static-sigma <x>    static σ in percent ("120" or "ETH-PERP=120,BTC-PERP=100"); default: the dynamic run's average IMR
   --out <dir>           report directory (default reports)
   --short               short mode: 8 hours, 8 traders (unless given)
@@ -45,6 +47,7 @@ const FLAGS: Record<string, string> = {
   "--traders": "SIGMA_TRADERS",
   "--seed": "SIGMA_SEED",
   "--static-sigma": "SIGMA_STATIC_SIGMA",
+  "--param": "SIGMA_PARAMS",
   "--out": "SIGMA_OUT",
   "--skip-hours": "SIGMA_SKIP_HOURS",
   "--rpc-port": "SIGMA_RPC_PORT",
@@ -101,6 +104,7 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv): StartArg
     seed: v.SIGMA_SEED,
     leverage: parseLeverage(v.SIGMA_LEVERAGE),
     staticSigma: v.SIGMA_STATIC_SIGMA ? parseStaticSigma(v.SIGMA_STATIC_SIGMA) : undefined,
+    params: v.SIGMA_PARAMS ? parseParamOverrides(v.SIGMA_PARAMS) : undefined,
   };
   return { scenario, out: v.SIGMA_OUT ?? "reports", quiet, help, keepRunning, inProcess, short, rpcPort: int("rpc-port", v.SIGMA_RPC_PORT) };
 }

@@ -5,7 +5,7 @@
 // runs under Sigma's dynamic margin and under a static-margin baseline calibrated to the same average initial
 // margin. Deterministic: the seed and the path fix every transaction and every block timestamp.
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
-import { MaxUint256, parseUnits } from "ethers";
+import { formatUnits, MaxUint256, parseUnits } from "ethers";
 import { deploySigma, PRICE_FEED_DECIMALS, VOL_FEED_DECIMALS } from "./deploy";
 import { DEFAULT_MARKETS, MarketParams, MarketSpec, SIGMA_SOURCE } from "./params";
 import {
@@ -60,6 +60,9 @@ export interface ScenarioOptions {
   lpDeposit?: number;
   /** Initial insurance fund, USD (default 25,000). */
   insuranceSeed?: number;
+  /** Risk parameters overriding the defaults for every market, in both configurations (the static one then
+   * fixes σ on top). Set with `--param ImrMin=0.1,…` (parseParamOverrides). */
+  params?: Partial<MarketParams>;
   /** σ of the static configuration per market symbol (1 = 100%); default: calibrated to the dynamic run's average IMR. */
   staticSigma?: Record<string, number>;
   /** Chainlink-style deviation threshold for intra-hour rounds (default 0.005 = 0.5%). */
@@ -105,6 +108,7 @@ export function resolveOptions(o: ScenarioOptions = {}): Resolved {
     lpDeposit: o.lpDeposit ?? 4_000_000,
     insuranceSeed: o.insuranceSeed ?? 25_000,
     staticSigma: o.staticSigma,
+    params: o.params ?? {},
     deviation: o.deviation ?? 0.005,
     keeper: o.keeper ?? (() => new InProcessKeeper()),
     keeperLabel: o.keeperLabel,
@@ -150,7 +154,7 @@ export async function runScenario(hre: HardhatRuntimeEnvironment, opts: Scenario
   };
   const dyn = await runConfiguration(hre, dynamic, paths, profiles, o, 0, 2);
   const calibrated = !o.staticSigma;
-  const staticSigma = o.staticSigma ?? calibrateStaticSigma(dyn.report);
+  const staticSigma = o.staticSigma ?? calibrateStaticSigma(dyn.report, o.params);
   const fixed = Object.entries(staticSigma)
     .map(([s, v]) => `${s} ${(v * 100).toFixed(1)}%`)
     .join(", ");
@@ -176,6 +180,7 @@ export async function runScenario(hre: HardhatRuntimeEnvironment, opts: Scenario
         : "relative: the max/high tiers take 85–93 % / 50–80 % of each configuration's maximum leverage 1/IMR at entry",
     lpDeposit: o.lpDeposit,
     insuranceSeed: o.insuranceSeed,
+    ...(Object.keys(o.params).length ? { paramOverrides: describeOverrides(o.params) } : {}),
     markets: paths.map((p) => {
       const all = p.candles;
       return {
@@ -211,11 +216,18 @@ function phaseRanges(hours: number) {
   });
 }
 
+/** "imrMinD18=0.1, liqWindowSec=60" (D18 fields as decimals). */
+function describeOverrides(p: Partial<MarketParams>): string {
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${k.endsWith("D18") ? formatUnits(v as bigint, 18) : String(v)}`)
+    .join(", ");
+}
+
 /** σ per market whose IMR equals the dynamic run's average hourly IMR (inverse of MarginMath.baseRatios). */
-export function calibrateStaticSigma(dyn: ConfigurationReport): Record<string, number> {
+export function calibrateStaticSigma(dyn: ConfigurationReport, overrides: Partial<MarketParams> = {}): Record<string, number> {
   const out: Record<string, number> = {};
   for (const spec of DEFAULT_MARKETS) {
-    const p = spec.params;
+    const p = { ...spec.params, ...overrides };
     const avgImr = dyn.summary.markets[spec.symbol].imrAvg;
     const sqrtH = Math.sqrt(Number(p.horizonSec) / YEAR);
     const sigma = (avgImr - n18(p.liqFeeD18)) / (n18(p.zImD18) * sqrtH);
@@ -225,8 +237,8 @@ export function calibrateStaticSigma(dyn: ConfigurationReport): Record<string, n
   return out;
 }
 
-function marketParamsFor(spec: ConfigurationSpec, m: MarketSpec): MarketParams {
-  const params: MarketParams = { ...m.params, sigmaSource: SIGMA_SOURCE.MAX };
+function marketParamsFor(spec: ConfigurationSpec, m: MarketSpec, overrides: Partial<MarketParams>): MarketParams {
+  const params: MarketParams = { ...m.params, ...overrides, sigmaSource: SIGMA_SOURCE.MAX };
   const s = spec.staticSigma?.[m.symbol];
   if (s !== undefined) {
     const d18 = parseUnits(s.toFixed(6), 18);
@@ -291,7 +303,7 @@ async function runConfiguration(
   const specs: MarketSpec[] = DEFAULT_MARKETS.map((m) => {
     const path = pathOf(m.symbol);
     vol0[m.symbol] = volAfterHour(path, -1, Number(m.volPercent));
-    return { ...m, price: path.candles[0].open.toFixed(PRICE_FEED_DECIMALS), volPercent: vol0[m.symbol].toFixed(VOL_FEED_DECIMALS), params: marketParamsFor(spec, m) };
+    return { ...m, price: path.candles[0].open.toFixed(PRICE_FEED_DECIMALS), volPercent: vol0[m.symbol].toFixed(VOL_FEED_DECIMALS), params: marketParamsFor(spec, m, o.params) };
   });
   const d = await deploySigma(admin, { markets: specs });
   keeper.deployed?.(d);

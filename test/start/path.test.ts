@@ -13,6 +13,7 @@ import {
 } from "../../scripts/lib/scenario-path";
 import { makeAgents, fitSize } from "../../scripts/lib/scenario-agents";
 import { parseStartArgs, parseStaticSigma } from "../../scripts/lib/scenario-options";
+import { PARAM, parseParamOverrides } from "../../scripts/lib/params";
 import { buildPaths, resolveOptions } from "../../scripts/lib/scenario";
 
 describe("npm start — price paths, traders and options", () => {
@@ -148,5 +149,29 @@ describe("npm start — price paths, traders and options", () => {
     expect(() => parseStartArgs(["--nope"], {})).to.throw(/unknown option/);
     expect(() => parseStartArgs(["--hours", "x"], {})).to.throw(/integer/);
     expect(() => parseStaticSigma("ETH-PERP=120")).to.throw(/missing for BTC-PERP/);
+  });
+
+  it("overrides risk parameters of every market by their IRiskManager.Param names (--param)", () => {
+    expect(parseParamOverrides("ImrMin=0.1, LiqWindowSec=120,SkewScale=5000")).to.deep.equal({
+      imrMinD18: 10n ** 17n,
+      liqWindowSec: 120n,
+      skewScaleD18: 5000n * 10n ** 18n,
+    });
+    // Every Param name but SigmaSource maps to a MarketParams field.
+    for (const name of Object.keys(PARAM).filter((k) => k !== "SigmaSource")) {
+      const isD18 = !/Sec$|Age$|HalfLife$/.test(name);
+      const o = parseParamOverrides(`${name}=${isD18 ? "0.5" : "7"}`);
+      expect(Object.values(o), name).to.deep.equal([isD18 ? 5n * 10n ** 17n : 7n]);
+    }
+    expect(parseStartArgs(["--param", "ImrMin=0.1"], {}).scenario.params).to.deep.equal({ imrMinD18: 10n ** 17n });
+    expect(parseStartArgs([], { SIGMA_PARAMS: "MmrMin=0.02" }).scenario.params).to.deep.equal({ mmrMinD18: 2n * 10n ** 16n });
+    expect(() => parseParamOverrides("SigmaSource=1")).to.throw(/unknown or fixed parameter SigmaSource/);
+    expect(() => parseParamOverrides("Nope=1")).to.throw(/unknown or fixed parameter Nope/);
+    expect(() => parseParamOverrides("HorizonSec=1.5")).to.throw(/non-negative integer/);
+    expect(() => parseParamOverrides("ImrMin=-0.1")).to.throw(/non-negative decimal/);
+    expect(() => parseParamOverrides("ImrMin")).to.throw(/non-negative decimal/);
+    // The options carry them into both configurations.
+    expect(resolveOptions({ params: { imrMinD18: 10n ** 17n } }).params).to.deep.equal({ imrMinD18: 10n ** 17n });
+    expect(resolveOptions({}).params).to.deep.equal({});
   });
 });
