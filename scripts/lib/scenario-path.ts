@@ -258,12 +258,20 @@ export interface Round {
 
 /** Offsets of the four intra-hour slots (open, first extreme, second extreme, close). */
 export const ROUND_SLOTS = [0, 15 * 60, 30 * 60, 45 * 60] as const;
+/** Seconds between the rounds a fast move publishes (one block each). */
+export const STEP_ROUND_SEC = 12;
+/** At most this many rounds per move between two slot points (steps grow beyond it). */
+export const MAX_STEP_ROUNDS = 40;
 
 /**
- * Rounds of one candle, as a Chainlink feed with a deviation threshold would publish them: open → the
- * extreme met first (the high for a falling hour, the low for a rising one) → the other extreme → close.
- * The close is always published (heartbeat: at most an hour between rounds); the others only when they
- * move at least `deviation` from the last published answer. Returns the slot index with each round.
+ * Rounds of one candle, as a Chainlink feed with a deviation threshold would publish them: the price goes
+ * open → the extreme met first (the high for a falling hour, the low for a rising one) → the other extreme
+ * → close, one leg per slot. A leg moving less than `deviation` from the last published answer publishes
+ * nothing (but the close, always published: the heartbeat); a larger leg publishes a round every time the
+ * price has moved `deviation` from the last one, as a deviation-triggered feed does in a fast market: n =
+ * ⌊|ln(p/last)| / |ln(1 ± deviation)|⌋ rounds in equal geometric steps ending at p (at most MAX_STEP_ROUNDS),
+ * one block (STEP_ROUND_SEC) apart from the slot's start. A −17 % hour thus arrives as ~37 rounds, not one
+ * gap the keepers cannot act inside. Returns the slot index with each round.
  */
 export function candleRounds(c: Candle, lastPublished: number, deviation: number): (Round & { slot: number })[] {
   const falling = c.close < c.open;
@@ -272,10 +280,14 @@ export function candleRounds(c: Candle, lastPublished: number, deviation: number
   let last = lastPublished;
   points.forEach((p, slot) => {
     const isClose = slot === points.length - 1;
-    if (isClose || Math.abs(p / last - 1) >= deviation) {
-      out.push({ slot, offset: ROUND_SLOTS[slot], price: p });
-      last = p;
+    if (!(isClose || Math.abs(p / last - 1) >= deviation)) return;
+    // Steps of exactly `deviation` up (×(1 + d)) or down (×(1 − d)) fit n times into the leg.
+    const stepLog = Math.abs(Math.log(p > last ? 1 + deviation : 1 - deviation));
+    const n = Math.min(MAX_STEP_ROUNDS, Math.max(1, Math.floor(Math.abs(Math.log(p / last)) / stepLog)));
+    for (let k = 1; k <= n; k++) {
+      out.push({ slot, offset: ROUND_SLOTS[slot] + (k - 1) * STEP_ROUND_SEC, price: k === n ? p : last * (p / last) ** (k / n) });
     }
+    last = p;
   });
   return out;
 }

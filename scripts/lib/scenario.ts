@@ -408,15 +408,23 @@ async function runConfiguration(
     };
     for (let slot = 0; slot < ROUND_SLOTS.length; slot++) {
       clock.advanceTo(t0 + h * HOUR + ROUND_SLOTS[slot]);
-      for (const [i, m] of markets.entries()) {
-        for (const rd of rounds[i].filter((x) => x.slot === slot)) {
-          await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(rd.price)));
-          m.lastPublished = rd.price;
-          acc.low[m.symbol] = Math.min(acc.low[m.symbol] ?? Infinity, rd.price);
-          acc.high[m.symbol] = Math.max(acc.high[m.symbol] ?? 0, rd.price);
+      // A fast leg publishes a round per deviation step, a block apart: the keepers act between them.
+      const offsets = [...new Set(rounds.flatMap((r) => r.filter((x) => x.slot === slot).map((x) => x.offset)))].sort((a, b) => a - b);
+      for (const [j, offset] of offsets.entries()) {
+        clock.advanceTo(t0 + h * HOUR + offset);
+        for (const [i, m] of markets.entries()) {
+          for (const rd of rounds[i].filter((x) => x.slot === slot && x.offset === offset)) {
+            await clock.send(() => d.priceFeeds[m.marketId].updateAnswer(feedPrice(rd.price)));
+            m.lastPublished = rd.price;
+            acc.low[m.symbol] = Math.min(acc.low[m.symbol] ?? Infinity, rd.price);
+            acc.high[m.symbol] = Math.max(acc.high[m.symbol] ?? 0, rd.price);
+          }
         }
-        if (slot === ROUND_SLOTS.length - 1) {
-          // The realized-volatility feed publishes once an hour, after the close.
+        if (j < offsets.length - 1) record(await keeper.tick(world));
+      }
+      if (slot === ROUND_SLOTS.length - 1) {
+        // The realized-volatility feed publishes once an hour, after the close.
+        for (const m of markets) {
           await clock.send(() => d.volFeeds[m.marketId].updateAnswer(feedVol(volAfterHour(m.path, h, vol0[m.symbol]))));
         }
       }

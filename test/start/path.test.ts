@@ -52,11 +52,30 @@ describe("npm start — price paths, traders and options", () => {
     expect(() => stressPhases(7)).to.throw(/at least 8 hours/);
   });
 
-  it("publishes open → first extreme → second extreme → close, skipping moves under the deviation threshold", () => {
-    const falling = { t: 0, open: 100, high: 103, low: 90, close: 95 };
-    expect(candleRounds(falling, 100, 0.005).map((r) => r.price)).to.deep.equal([103, 90, 95]);
-    const rising = { t: 0, open: 100, high: 110, low: 99.9, close: 108 };
-    expect(candleRounds(rising, 100, 0.005).map((r) => r.price)).to.deep.equal([110, 108]);
+  it("publishes open → first extreme → second extreme → close, a round per deviation step in a fast leg", () => {
+    const near = (xs: number[], ys: number[]) => {
+      expect(xs).to.have.length(ys.length);
+      xs.forEach((x, i) => expect(x).to.be.closeTo(ys[i], 1e-9));
+    };
+    // A small leg is one round: 100 → 100.6 (≥ 0.5 %, < 2 steps) → 100.05 → 99.9 (the close, under 0.5 %).
+    const small = candleRounds({ t: 0, open: 100, high: 100.6, low: 100.05, close: 99.9 }, 100, 0.005);
+    near(small.map((r) => r.price), [100.6, 100.05, 99.9]);
+    expect(small.map((r) => r.offset)).to.deep.equal([15 * 60, 30 * 60, 45 * 60]);
+    // 100 → 103 → 90 → 95: n = ⌊|ln(p/last)| / |ln(1 ± 0.005)|⌋ = 5, 26 and 10 rounds in equal geometric steps,
+    // one block (12 s) apart from the slot's start, each leg ending exactly at its point.
+    const falling = candleRounds({ t: 0, open: 100, high: 103, low: 90, close: 95 }, 100, 0.005);
+    const legs = [1, 2, 3].map((slot) => falling.filter((r) => r.slot === slot));
+    expect(legs.map((l) => l.length)).to.deep.equal([5, 26, 10]);
+    near(legs[0].map((r) => r.price), [1, 2, 3, 4, 5].map((k) => 100 * 1.03 ** (k / 5)));
+    expect(legs.map((l) => l[l.length - 1].price)).to.deep.equal([103, 90, 95]);
+    expect(legs[1].map((r) => r.offset)).to.deep.equal(legs[1].map((_, j) => 30 * 60 + 12 * j));
+    for (const l of legs) for (let j = 1; j < l.length; j++) expect(Math.abs(l[j].price / l[j - 1].price - 1)).to.be.at.least(0.005);
+    // A 60 % leg is capped at 40 rounds (larger steps); the open leg of a rising hour under the threshold is skipped.
+    expect(candleRounds({ t: 0, open: 100, high: 100.2, low: 40, close: 40 }, 100, 0.005).filter((r) => r.slot === 2)).to.have.length(40);
+    const rising = candleRounds({ t: 0, open: 100, high: 110, low: 99.9, close: 108 }, 100, 0.005);
+    expect(rising.filter((r) => r.slot === 1)).to.have.length(0);
+    expect(rising.filter((r) => r.slot === 2)).to.have.length(19);
+    expect(rising.filter((r) => r.slot === 3)).to.have.length(3);
     const flat = { t: 0, open: 100, high: 100.1, low: 99.9, close: 100 };
     const r = candleRounds(flat, 100, 0.005);
     expect(r).to.have.length(1); // the close is always published (heartbeat)
