@@ -5,6 +5,7 @@ import { parseUnits, Wallet } from "ethers";
 import { deploySigma, PRICE_FEED_DECIMALS, SigmaDeployment } from "../../scripts/lib/deploy";
 import { DEFAULT_MARKETS, PARAM, SIGMA_SOURCE } from "../../scripts/lib/params";
 import { interleaveBySkew } from "../interleave";
+import { testTimeout } from "../fixture";
 
 const d18 = (x: string) => parseUnits(x, 18);
 const usdc = (x: string) => parseUnits(x, 6);
@@ -91,7 +92,7 @@ async function storedTimesAhead(d: SigmaDeployment, m: bigint, ahead: bigint) {
 }
 
 describe("ClearingHouse liquidateBatch cascade (production markets)", function () {
-  this.timeout(600_000);
+  this.timeout(testTimeout(600_000));
 
   async function afterRounds(nLong: number, nShort: number) {
     const c = await cascade(nLong, nShort);
