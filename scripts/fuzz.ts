@@ -1,15 +1,17 @@
 // Long stateful-fuzzing campaigns against Sigma on Hardhat's in-process EVM (the same harness as the CI-sized
 // run in test/fuzz/stateful.fuzz.test.ts).
 //
-//   npx ts-node scripts/fuzz.ts --runs 200 --seed 42            (or: npm run fuzz -- --runs 200 --seed 42)
+//   npx ts-node --transpile-only scripts/fuzz.ts --runs 200 --seed 42   (or: npm run fuzz -- --runs 200 --seed 42)
 //   FUZZ_RUNS=200 FUZZ_SEED=42 npx hardhat run scripts/fuzz.ts   (hardhat run passes no CLI flags: use env)
 //
 // Options (flag or env): --runs N (FUZZ_RUNS, default 100), --seed S (FUZZ_SEED, default: time-based, printed),
 // --commands N max actions per run (FUZZ_COMMANDS, default 120), --time-limit S stop after S seconds
 // (FUZZ_TIME_LIMIT), --allow a,b downgrade named invariants (reported contract bugs) to counted warnings
-// (SIGMA_FUZZ_ALLOW), --verbose.
+// (SIGMA_FUZZ_ALLOW), --verbose. SIGMA_FUZZ_CROSSCHECK=1 also reads every state with the ABI reader and fails on
+// any difference from the flat reader the harness uses (slower; for changes to FuzzReader.sol).
 // On failure it prints the failing command sequence, shrunk, the violated invariant and the last transactions,
 // and how to replay it (seed + path); at the end it prints steps × invariants checked. Exit code 1 on failure.
+import "../test/fuzz/edr-malloc"; // first: EDR's allocator settings (read when EDR loads)
 import hre from "hardhat";
 
 function arg(name: string, env: string): string | undefined {
@@ -58,7 +60,7 @@ async function main() {
   console.log(`\n${stats.report()}\nelapsed ${secs}s`);
   if (details.failed) {
     console.log(`\nFAILED — shrunk counterexample:\n${report}`);
-    console.log(`\nreplay: npx ts-node scripts/fuzz.ts --seed ${seed} --runs ${runs} --commands ${maxCommands} (fast-check path ${details.counterexamplePath})`);
+    console.log(`\nreplay: npx ts-node --transpile-only scripts/fuzz.ts --seed ${seed} --runs ${runs} --commands ${maxCommands} (fast-check path ${details.counterexamplePath})`);
     process.exitCode = 1;
   } else if (details.interrupted) {
     console.log(`\nstopped by the time limit after ${details.numRuns} runs: no invariant violated`);

@@ -6,16 +6,21 @@
 // - One deployment (`fuzzWorldFixture`) restored between runs with evm_snapshot/evm_revert (loadFixture).
 // - Every transaction goes through `Step.tx`: it pins the block timestamp (deterministic replays and shrinking),
 //   sends with a fixed gas limit (reverted transactions are mined and carry their revert data), reads the whole
-//   protocol state in ONE eth_call (contracts/mocks/test/FuzzReader.sol), then checks every invariant against
-//   the state before and after, and against an independent recomputation of margin, status and aggregates with
-//   the bigint functions of test/clearinghouse/math.ts.
+//   protocol state in ONE eth_call (FuzzReader.snapshotWords, contracts/mocks/test/FuzzReader.sol), then checks
+//   every invariant against the state before and after, and against an independent recomputation of margin,
+//   status and aggregates with the bigint functions of test/clearinghouse/math.ts.
+// - Speed (a step is one transaction and one read, so the node's per-call cost is the budget): the harness talks
+//   JSON-RPC to Hardhat's in-process provider directly (`rpc`, `call`: calldata encoded once, no ethers
+//   populate/re-fetch/wait round trips), decodes the reader's flat word array itself, fetches the receipt and
+//   the state concurrently, and decodes logs through a topic table. The flat reader is checked against the ABI
+//   reader (FuzzReader.snapshot) when the world is deployed, and on every read with SIGMA_FUZZ_CROSSCHECK=1.
 // - The fast-check "model" (Ghost) tracks what the contracts do not expose cheaply: pending orders, margin-call
 //   deadlines (from events), guardian pauses, donations, and the statistics (steps × invariants).
 import fc from "fast-check";
 import * as fs from "fs";
 import * as path from "path";
 import { ethers, network } from "hardhat";
-import type { ContractTransactionReceipt, ContractTransactionResponse, Interface, LogDescription } from "ethers";
+import type { EventFragment, FunctionFragment, Interface, Result } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { deployFixture, Fixture } from "../fixture";
 import { DEFAULT_MARKETS } from "../../scripts/lib/params";
@@ -192,6 +197,12 @@ export interface World {
   /** The LP reserve covers gross open interest (openInterestNotionalD18) rather than net exposure. */
   reserveGross: boolean;
   addr: { ch: string; pool: string; vault: string; automation: string };
+  /** Calldata of FuzzReader.snapshotWords(ch, pool, accounts, 0): `readSnap` patches the orderFrom word. */
+  snapCall: { to: string; prefix: string; suffix: string };
+  /** 10^(18 − decimals) of each market's price feed (a MockV3Aggregator's decimals never change). */
+  priceScale: bigint[];
+  /** (emitter address, topic0) → event, for the ClearingHouse, Vault and LiquidityPool logs `tx` decodes. */
+  events: Map<string, { iface: Interface; fragment: EventFragment }>;
 }
 
 /** The fuzz world: the shared fixture with σ from the max of the volatility feed and the on-chain estimator
@@ -219,6 +230,19 @@ export async function fuzzWorldFixture(): Promise<World> {
   await reader.waitForDeployment();
   const automation = await f.automation.getAddress();
   const accounts = [...traders, ...lps, ...keepers, rt, f.admin].map((s) => s.address).concat([automation]);
+  const readerAddr = await reader.getAddress();
+  const chAddr = await f.clearingHouse.getAddress();
+  // snapshotWords(ch, pool, accounts, orderFrom): orderFrom is the 4th head word (after the selector).
+  const snapData = reader.interface.encodeFunctionData("snapshotWords", [chAddr, poolAddr, accounts, 0n]);
+  const snapCall = { to: readerAddr, prefix: snapData.slice(0, 10 + 64 * 3), suffix: snapData.slice(10 + 64 * 4) };
+  const events = new Map<string, { iface: Interface; fragment: EventFragment }>();
+  for (const [a, iface] of [[chAddr, f.clearingHouse.interface], [vaultAddr, f.vault.interface], [poolAddr, f.pool.interface]] as const) {
+    iface.forEachEvent((fragment) => {
+      if (!fragment.anonymous) events.set(`${a.toLowerCase()}:${fragment.topicHash}`, { iface, fragment });
+    });
+  }
+  const priceScale: bigint[] = [];
+  for (const feed of f.priceFeeds) priceScale.push(10n ** (18n - BigInt(await feed.decimals())));
   const idx = new Map(accounts.map((a, i) => [a, i]));
   const markets: MarketCfg[] = [];
   const n = Number(await f.riskManager.marketCount());
@@ -237,7 +261,7 @@ export async function fuzzWorldFixture(): Promise<World> {
     });
   }
   const c = f.clearingHouse;
-  return {
+  const world: World = {
     f,
     reader,
     traders,
@@ -264,8 +288,14 @@ export async function fuzzWorldFixture(): Promise<World> {
     freshRule: f.clearingHouse.interface.fragments.some((x) => x.type === "error" && (x as any).name === "ClearingHouseAwaitingPriceRound"),
     reserveGross: f.clearingHouse.interface.fragments.some((x) => x.type === "function" && (x as any).name === "openInterestNotionalD18"),
     ifaces: [f.clearingHouse.interface, f.vault.interface, f.riskManager.interface, f.pool.interface, f.token.interface, f.automation.interface],
-    addr: { ch: await c.getAddress(), pool: poolAddr, vault: vaultAddr, automation },
+    addr: { ch: chAddr, pool: poolAddr, vault: vaultAddr, automation },
+    snapCall,
+    priceScale,
+    events,
   };
+  // The flat reader must return exactly what the ABI reader returns (see FuzzReader.snapshotWords).
+  await crossCheckSnap(world, 0n);
+  return world;
 }
 
 // ===================================================================== snapshots
@@ -314,7 +344,108 @@ export interface Snap {
   markets: MarketSnap[];
 }
 
+/** JSON-RPC straight to Hardhat's in-process provider: the harness encodes and decodes its own calls, so a
+ * step costs no ethers contract machinery (populate, resolve, re-fetch the transaction, wait). */
+export function rpc(method: string, params: unknown[] = []): Promise<any> {
+  return network.provider.request({ method, params });
+}
+
+/** The protocol state after the latest block, in one eth_call of FuzzReader.snapshotWords (a flat word array,
+ * decoded here; see the layout in FuzzReader.sol). With SIGMA_FUZZ_CROSSCHECK=1 every read is also compared
+ * with the ABI reader (`snapshot`). */
 export async function readSnap(w: World, orderFrom: bigint): Promise<Snap> {
+  const snap = decodeSnapWords(w, await readSnapHex(w, orderFrom));
+  if (CROSSCHECK) sameSnap(snap, await readSnapAbi(w, orderFrom));
+  return snap;
+}
+
+function readSnapHex(w: World, orderFrom: bigint): Promise<string> {
+  const data = w.snapCall.prefix + orderFrom.toString(16).padStart(64, "0") + w.snapCall.suffix;
+  return rpc("eth_call", [{ to: w.snapCall.to, data }, "latest"]);
+}
+
+const CROSSCHECK = process.env.SIGMA_FUZZ_CROSSCHECK === "1";
+const HEADER_WORDS = 14;
+const MARKET_WORDS = 16;
+
+function decodeSnapWords(w: World, hex: string): Snap {
+  // ABI encoding of uint256[]: [offset 0x20][length][words]; word i starts at hex offset 2 + 128 + 64·i.
+  const u = (i: number) => BigInt("0x" + hex.slice(130 + 64 * i, 194 + 64 * i));
+  const s = (i: number) => BigInt.asIntN(256, u(i));
+  const n = w.markets.length;
+  const A = w.accounts.length;
+  const len = HEADER_WORDS + A * (4 + 2 * n) + MARKET_WORDS * n;
+  if (hex.length !== 130 + 64 * len || BigInt("0x" + hex.slice(66, 130)) !== BigInt(len) || u(13) !== BigInt(n)) {
+    throw new Error(`FuzzReader.snapshotWords returned ${(hex.length - 130) / 64} words, expected ${len} (${A} accounts, ${n} markets)`);
+  }
+  const accounts: AccountSnap[] = [];
+  const pos: { size: bigint; basis: bigint }[][] = [];
+  let k = HEADER_WORDS;
+  for (let i = 0; i < A; i++, k += 4 + 2 * n) {
+    accounts.push({ collateral: u(k), markets: u(k + 1), claimable: u(k + 2), lpShares: u(k + 3) });
+    const row = [];
+    for (let m = 0; m < n; m++) row.push({ size: s(k + 4 + 2 * m), basis: s(k + 5 + 2 * m) });
+    pos.push(row);
+  }
+  const markets: MarketSnap[] = [];
+  for (let m = 0; m < n; m++, k += MARKET_WORDS) {
+    const answer = s(k + 6);
+    markets.push({
+      skew: s(k),
+      netBasis: s(k + 1),
+      oiL: u(k + 2),
+      oiS: u(k + 3),
+      index: s(k + 4),
+      last: u(k + 5),
+      answer,
+      updatedAt: u(k + 7),
+      price: answer > 0n ? answer * PRICE_SCALE : 0n,
+      sigma: u(k + 8),
+      mmr: u(k + 9),
+      imr: u(k + 10),
+      riskOk: u(k + 11) !== 0n,
+      breakers: u(k + 12),
+      winStart: u(k + 13),
+      winSize: u(k + 14),
+      estLast: u(k + 15),
+    });
+  }
+  return {
+    ts: u(0),
+    vaultBal: u(1),
+    pool: u(2),
+    ins: u(3),
+    fees: u(4),
+    chEth: u(5),
+    pendingFees: u(6),
+    nextOrderId: u(7),
+    navOk: u(8) !== 0n,
+    nav: s(9),
+    tradersPnl: s(10),
+    lpSupply: u(11),
+    lpTotalAssets: u(12),
+    accounts,
+    pos,
+    markets,
+  };
+}
+
+const canonical = (x: unknown) =>
+  JSON.stringify(x, (_k, v) => (typeof v === "bigint" ? v.toString() : v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
+
+function sameSnap(fast: Snap, abi: Snap) {
+  const a = canonical(fast);
+  const b = canonical(abi);
+  if (a !== b) throw new Error(`FuzzReader.snapshotWords disagrees with FuzzReader.snapshot:\n  words: ${a}\n  abi:   ${b}`);
+}
+
+/** Reads the state with both FuzzReader functions and fails unless they agree. */
+export async function crossCheckSnap(w: World, orderFrom: bigint) {
+  sameSnap(decodeSnapWords(w, await readSnapHex(w, orderFrom)), await readSnapAbi(w, orderFrom));
+}
+
+/** The reference reader: FuzzReader.snapshot (nested ABI structs) through ethers. */
+export async function readSnapAbi(w: World, orderFrom: bigint): Promise<Snap> {
   const r: any = await w.reader.snapshot(w.addr.ch, w.addr.pool, w.accounts, orderFrom);
   const n = w.markets.length;
   const markets: MarketSnap[] = r.markets.map((m: any) => {
@@ -536,30 +667,72 @@ export function decodeError(w: World, data: string | undefined): Decoded {
   return { name: `<unknown ${data.slice(0, 10)}>`, args: [], raw: data };
 }
 
+/** A transaction to send: built synchronously by `call` (calldata encoded once, no ethers runner). */
+export interface TxReq {
+  from: string;
+  to: string;
+  data: string;
+  value?: bigint;
+}
+
+export interface RawLog {
+  address: string;
+  topics: string[];
+  data: string;
+}
+
+/** eth_getTransactionReceipt as the node returns it (only what the harness reads). */
+export interface RawReceipt {
+  status: string;
+  logs: RawLog[];
+}
+
+/** A decoded event of the ClearingHouse, Vault or LiquidityPool (args by name, as in ethers' LogDescription). */
+export interface Ev {
+  name: string;
+  args: Result;
+}
+
+const GAS_HEX = "0x" + GAS.toString(16);
+const fragments = new WeakMap<Interface, Map<string, FunctionFragment>>();
+
+/** `contract.connect(from).fn(...args, { value, gasLimit: GAS })` as a request for `tx` (from: the contract's
+ * runner when omitted). */
+export function call(c: { interface: Interface; target: unknown; runner: unknown }, from: { address: string } | null, fn: string, args: readonly unknown[], value?: bigint): TxReq {
+  let byName = fragments.get(c.interface);
+  if (!byName) fragments.set(c.interface, (byName = new Map()));
+  let frag = byName.get(fn);
+  if (!frag) byName.set(fn, (frag = c.interface.getFunction(fn)!));
+  const sender = from ?? (c.runner as { address?: string } | null);
+  if (typeof c.target !== "string" || !sender?.address) throw new Error(`call ${fn}: contract target or sender unknown`);
+  return { from: sender.address, to: c.target, data: c.interface.encodeFunctionData(frag, args as unknown[]), value };
+}
+
+function rpcTx(r: TxReq) {
+  const t: Record<string, string> = { from: r.from, to: r.to, data: r.data, gas: GAS_HEX };
+  if (r.value !== undefined) t.value = "0x" + r.value.toString(16);
+  return t;
+}
+
 export interface TxResult {
   ok: boolean;
   ts: bigint;
-  rc?: ContractTransactionReceipt;
+  rc?: RawReceipt;
   err?: Decoded;
-  events: LogDescription[];
+  events: Ev[];
   pre: Snap;
   post: Snap;
 }
 
-function parseLogs(w: World, rc: ContractTransactionReceipt | undefined): LogDescription[] {
+function parseLogs(w: World, rc: RawReceipt | undefined): Ev[] {
   if (!rc) return [];
-  const out: LogDescription[] = [];
-  const byAddr: Record<string, Interface> = {
-    [w.addr.ch.toLowerCase()]: w.f.clearingHouse.interface,
-    [w.addr.vault.toLowerCase()]: w.f.vault.interface,
-    [w.addr.pool.toLowerCase()]: w.f.pool.interface,
-  };
+  const out: Ev[] = [];
   for (const l of rc.logs) {
-    const i = byAddr[l.address.toLowerCase()];
-    if (!i) continue;
+    if (l.topics.length === 0) continue;
+    const e = w.events.get(`${l.address.toLowerCase()}:${l.topics[0].toLowerCase()}`);
+    if (!e) continue;
     try {
-      const d = i.parseLog(l);
-      if (d) out.push(d);
+      out.push({ name: e.fragment.name, args: e.iface.decodeEventLog(e.fragment, l.data, l.topics) });
     } catch {
       /* not ours */
     }
@@ -568,33 +741,28 @@ function parseLogs(w: World, rc: ContractTransactionReceipt | undefined): LogDes
 }
 
 /** Sends one transaction at `g.now + dt`, snapshots the state, and checks every invariant. */
-export async function tx(
-  w: World,
-  g: Ghost,
-  label: string,
-  send: () => Promise<ContractTransactionResponse>,
-  dt = 1n,
-): Promise<TxResult> {
+export async function tx(w: World, g: Ghost, label: string, send: () => TxReq, dt = 1n): Promise<TxResult> {
   const pre = g.snap;
   const ts = g.now + (dt < 1n ? 1n : dt);
-  await network.provider.send("evm_setNextBlockTimestamp", [Number(ts)]);
-  let rc: ContractTransactionReceipt | undefined;
+  await rpc("evm_setNextBlockTimestamp", [Number(ts)]);
+  let hash: string | undefined;
   let err: Decoded | undefined;
   try {
-    const resp = await send();
-    rc = (await resp.wait()) ?? undefined;
+    // Hardhat mines a reverting transaction and throws with its revert data.
+    hash = await rpc("eth_sendTransaction", [rpcTx(send())]);
   } catch (e: any) {
     err = decodeError(w, revertData(e));
     if (err.name === "<empty>" && !revertData(e)) {
       // Not a revert (a harness or node error): surface it.
-      const latest = await ethers.provider.getBlock("latest");
-      if (BigInt(latest!.timestamp) !== ts) throw e;
+      const latest = await rpc("eth_getBlockByNumber", ["latest", false]);
+      if (BigInt(latest.timestamp) !== ts) throw e;
     }
   }
-  const post = await readSnap(w, g.orderFrom());
+  // Both reads see the block just mined.
+  const [rc, post] = await Promise.all([hash === undefined ? undefined : (rpc("eth_getTransactionReceipt", [hash]) as Promise<RawReceipt>), readSnap(w, g.orderFrom())]);
   g.now = post.ts;
   const events = parseLogs(w, rc);
-  const res: TxResult = { ok: !!rc && rc.status === 1, ts, rc, err, events, pre, post };
+  const res: TxResult = { ok: !!rc && rc.status === "0x1", ts, rc, err, events, pre, post };
   g.trace.push(`${label} @${ts} → ${res.ok ? "ok" : `revert ${err?.name}`}${events.length ? " [" + events.map((e) => e.name).join(",") + "]" : ""}`);
   if (g.trace.length > 50) g.trace.shift();
   g.stats.steps++;
@@ -607,13 +775,33 @@ export async function tx(
 export async function mineAt(w: World, g: Ghost, dt: bigint, label: string) {
   const pre = g.snap;
   const ts = g.now + (dt < 1n ? 1n : dt);
-  await network.provider.send("evm_mine", [Number(ts)]);
+  await rpc("evm_mine", [Number(ts)]);
   const post = await readSnap(w, g.orderFrom());
   g.now = post.ts;
   g.trace.push(`${label} @${ts}`);
   g.stats.steps++;
   checkTx(w, g, { ok: true, ts, events: [], pre, post });
   g.snap = post;
+}
+
+/** One eth_call returning static words (raw hex → word i). */
+async function viewWords(to: string, data: string): Promise<(i: number) => bigint> {
+  const hex: string = await rpc("eth_call", [{ to, data }, "latest"]);
+  return (i: number) => {
+    const x = hex.slice(2 + 64 * i, 66 + 64 * i);
+    if (x.length !== 64) throw new Error(`eth_call to ${to} returned ${hex.length} hex chars, word ${i} missing`);
+    return BigInt("0x" + x);
+  };
+}
+
+const word32 = (x: bigint | string) => (typeof x === "string" ? x.slice(2).toLowerCase() : x.toString(16)).padStart(64, "0");
+
+const checksummed = new Map<string, string>();
+/** ethers.getAddress, memoized (checksumming hashes the address: hot in the per-step checks). */
+export function addr(a: string): string {
+  let c = checksummed.get(a);
+  if (c === undefined) checksummed.set(a, (c = ethers.getAddress(a)));
+  return c;
 }
 
 // ===================================================================== invariant checks per transaction
@@ -773,15 +961,15 @@ function checkSharePrice(w: World, g: Ghost, res: TxResult, socialized: bigint) 
 }
 
 function accountIndex(w: World, a: string): number {
-  const i = w.idx.get(ethers.getAddress(a));
+  const i = w.idx.get(addr(a));
   return i === undefined ? -1 : i;
 }
 
 function checkMarginCallEvents(w: World, g: Ghost, res: TxResult) {
   const { pre, post, ts } = res;
-  const liquidated = new Set(ev(res, "Liquidated").map((e) => ethers.getAddress(e.args.account)));
+  const liquidated = new Set(ev(res, "Liquidated").map((e) => addr(e.args.account)));
   for (const e of ev(res, "MarginCallFlagged")) {
-    const a = ethers.getAddress(e.args.account);
+    const a = addr(e.args.account);
     const i = accountIndex(w, a);
     if (i >= 0) {
       const mg = marginOf(w, pre, i, ts);
@@ -793,7 +981,7 @@ function checkMarginCallEvents(w: World, g: Ghost, res: TxResult) {
     g.recovered.delete(a);
   }
   for (const e of ev(res, "MarginCallCleared")) {
-    const a = ethers.getAddress(e.args.account);
+    const a = addr(e.args.account);
     const i = accountIndex(w, a);
     if (i >= 0 && !liquidated.has(a)) {
       const mg = marginOf(w, post, i, ts);
@@ -808,9 +996,9 @@ function checkLiquidations(w: World, g: Ghost, res: TxResult) {
   const { pre, post, ts } = res;
   const seen = new Set<string>();
   const liqFeePaid = new Map<string, bigint>();
-  for (const e of ev(res, "LiquidationFeePaid")) liqFeePaid.set(ethers.getAddress(e.args.account), e.args.feePaid as bigint);
+  for (const e of ev(res, "LiquidationFeePaid")) liqFeePaid.set(addr(e.args.account), e.args.feePaid as bigint);
   for (const e of ev(res, "Liquidated")) {
-    const a = ethers.getAddress(e.args.account);
+    const a = addr(e.args.account);
     g.check("liq-reward", !seen.has(a), () => `${a} liquidated twice in one transaction`);
     seen.add(a);
     const i = accountIndex(w, a);
@@ -858,13 +1046,13 @@ function increasesRisk(before: bigint, after: bigint) {
 
 function checkFills(w: World, g: Ghost, res: TxResult) {
   const { pre, post, ts } = res;
-  const liquidated = new Set(ev(res, "Liquidated").map((e) => ethers.getAddress(e.args.account)));
-  const adl = new Set(ev(res, "AutoDeleveraged").map((e) => ethers.getAddress(e.args.account)));
+  const liquidated = new Set(ev(res, "Liquidated").map((e) => addr(e.args.account)));
+  const adl = new Set(ev(res, "AutoDeleveraged").map((e) => addr(e.args.account)));
   const mods = ev(res, "PositionModified");
   const perAccount = new Map<string, number>();
-  for (const e of mods) perAccount.set(ethers.getAddress(e.args.account), (perAccount.get(ethers.getAddress(e.args.account)) ?? 0) + 1);
+  for (const e of mods) perAccount.set(addr(e.args.account), (perAccount.get(addr(e.args.account)) ?? 0) + 1);
   for (const e of mods) {
-    const a = ethers.getAddress(e.args.account);
+    const a = addr(e.args.account);
     if (liquidated.has(a) || adl.has(a)) continue;
     const m = Number(e.args.marketId);
     const i = accountIndex(w, a);
@@ -907,7 +1095,7 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     const id = e.args.orderId as bigint;
     g.pending.set(id, {
       id,
-      account: ethers.getAddress(e.args.account),
+      account: addr(e.args.account),
       market: Number(e.args.marketId),
       size: e.args.sizeDeltaD18 as bigint,
       acceptable: e.args.acceptablePriceD18 as bigint,
@@ -959,7 +1147,7 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     }
     if (o.reduceOnly) {
       const i = accountIndex(w, o.account);
-      const pm = mods.find((x) => ethers.getAddress(x.args.account) === o.account && Number(x.args.marketId) === o.market);
+      const pm = mods.find((x) => addr(x.args.account) === o.account && Number(x.args.marketId) === o.market);
       if (i >= 0 && pm) {
         const after = pm.args.newSizeD18 as bigint;
         const before = after - (pm.args.sizeDeltaD18 as bigint);
@@ -977,7 +1165,7 @@ function checkOrders(w: World, g: Ghost, res: TxResult) {
     if (!o) continue;
     const reason = e.args.reason as string;
     if (reason === "0x") {
-      const byOwner = ethers.getAddress(e.args.by) === o.account;
+      const byOwner = addr(e.args.by) === o.account;
       g.check("order-timing", ts > o.expiresAt || (o.conditional && byOwner), () => `order ${id} cancelled by ${e.args.by} at ${ts} before expiry ${o.expiresAt}`);
     } else {
       g.check("order-timing", ts >= o.commitTime + w.ch.minDelay && ts <= o.expiresAt, () => `order ${id} dropped at execution outside its window`);
@@ -1041,9 +1229,9 @@ function signerOf(w: World, who: number, pool: "traders" | "keepers" | "lps" | "
 }
 
 async function ensureTokens(w: World, g: Ghost, s: HardhatEthersSigner, amount: bigint) {
-  const bal = await w.f.token.balanceOf(s.address);
+  const bal = (await viewWords(w.f.token.target as string, "0x70a08231" + word32(s.address)))(0); // balanceOf
   if (bal >= amount) return;
-  await tx(w, g, `mint ${s.address.slice(0, 6)}`, () => w.f.token.mint(s.address, amount - bal + 10n ** 6n, { gasLimit: GAS }));
+  await tx(w, g, `mint ${s.address.slice(0, 6)}`, () => call(w.f.token, null, "mint", [s.address, amount - bal + 10n ** 6n]));
 }
 
 // ---- collateral
@@ -1064,7 +1252,7 @@ class Deposit extends Base {
     const amount = this.usd === 0 ? 1n : BigInt(Math.round(this.usd * 1e6));
     await ensureTokens(w, g, t, amount);
     const i = accountIndex(w, t.address);
-    const res = await tx(w, g, this.toString(), () => w.f.vault.connect(t).deposit(t.address, amount, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.vault, t, "deposit", [t.address, amount]));
     g.check("ledger-zero-sum", res.ok && res.post.accounts[i].collateral - res.pre.accounts[i].collateral === amount, () => `deposit of ${amount} failed or credited wrong: ${res.err?.name}`);
     // A deposit that cures a live margin call clears it (when the markets can be priced).
     const dl = g.deadline(t.address);
@@ -1101,7 +1289,7 @@ class Withdraw extends Base {
     else if (this.mode === "all") amount = s.accounts[i].collateral;
     else amount = (free * BigInt(this.pct)) / 100n;
     if (amount === 0n) amount = 1n;
-    const res = await tx(w, g, `${this.toString()} amount=${amount} free=${free}`, () => w.f.vault.connect(t).withdraw(amount, t.address, { gasLimit: GAS }));
+    const res = await tx(w, g, `${this.toString()} amount=${amount} free=${free}`, () => call(w.f.vault, t, "withdraw", [amount, t.address]));
     const expectOk = priced && amount <= free;
     g.check("withdraw-margin", res.ok === expectOk, () => `withdraw ${amount} with independently computed free collateral ${free} (priced ${priced}): ${res.ok ? "succeeded" : "reverted " + res.err?.name + "(" + (res.err?.args ?? []).map(fmt).join(",") + ")"}`);
     if (res.ok) {
@@ -1146,7 +1334,7 @@ function acceptableFor(g: Ghost, m: number, size: bigint, tightBps: number | nul
 
 async function commitOrder(w: World, g: Ghost, label: string, t: HardhatEthersSigner, m: number, size: bigint, acceptable: bigint, feeExtra = 0n) {
   const fee = w.ch.minFee + feeExtra;
-  const res = await tx(w, g, label, () => w.f.clearingHouse.connect(t).commitOrder(m, size, acceptable, { value: fee, gasLimit: GAS }));
+  const res = await tx(w, g, label, () => call(w.f.clearingHouse, t, "commitOrder", [m, size, acceptable], fee));
   g.check("order-timing", res.ok === (size !== 0n && size < 2n ** 95n && size >= -(2n ** 95n)), () => `commit of ${size} ${res.ok ? "succeeded" : "reverted " + res.err?.name}`);
   const e = res.events.find((x) => x.name === "OrderCommitted");
   return e ? (e.args.orderId as bigint) : undefined;
@@ -1156,18 +1344,18 @@ async function commitOrder(w: World, g: Ghost, label: string, t: HardhatEthersSi
  * round's phase, the first round after the commit (market orders) or the first round of the current run of
  * rounds meeting the trigger after the commit (conditional orders). `exhausted` when the walk did not reach it. */
 async function fillRoundOf(w: World, o: PendingOrder) {
-  const feed = w.f.priceFeeds[o.market];
-  const scale = 10n ** (18n - BigInt(await feed.decimals()));
-  const latest = await feed.latestRoundData();
-  let id = latest[0] as bigint;
-  let price = (latest[1] as bigint) * scale;
-  let at = latest[3] as bigint;
+  const feed = w.f.priceFeeds[o.market].target as string;
+  const scale = w.priceScale[o.market];
+  const latest = await viewWords(feed, "0xfeaf968c"); // latestRoundData()
+  let id = latest(0);
+  let price = BigInt.asIntN(256, latest(1)) * scale;
+  let at = latest(3);
   for (let i = 0; ; i++) {
     if ((id & ((1n << 64n) - 1n)) <= 1n) return { price, at, exhausted: false };
     if (i === 16) return { price: 0n, at: 0n, exhausted: true };
-    const r = await feed.getRoundData(id - 1n);
-    const a = r[1] as bigint;
-    const u = r[3] as bigint;
+    const r = await viewWords(feed, "0x9a6fc8f5" + word32(id - 1n)); // getRoundData(id − 1)
+    const a = BigInt.asIntN(256, r(1));
+    const u = r(3);
     const p = a * scale;
     const outside = o.conditional && (o.above ? p < o.trigger : p > o.trigger);
     if (a <= 0n || u === 0n || u > at || u <= o.commitTime || outside) return { price, at, exhausted: false };
@@ -1193,7 +1381,7 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
   }
   const ts = g.now + dt;
   const fr = o ? await fillRoundOf(w, o) : undefined;
-  const res = await tx(w, g, label, () => w.f.clearingHouse.connect(keeper).executeOrder(id, { gasLimit: GAS }), dt);
+  const res = await tx(w, g, label, () => call(w.f.clearingHouse, keeper, "executeOrder", [id]), dt);
   if (!o) {
     g.check("order-timing", !res.ok && res.err?.name === "ClearingHouseOrderNotFound", () => `executing a non-pending order: ${res.err?.name ?? "succeeded"}`);
     return res;
@@ -1215,7 +1403,7 @@ async function executeOrder(w: World, g: Ghost, label: string, id: bigint, keepe
     // F5: re-armed iff the conditional order's run began too long ago; otherwise filled (or cancelled) at the
     // price of its fill round, whoever executes.
     g.check("order-timing", ev(res, "OrderRearmed").length === (rearm && res.ok ? 1 : 0), () => `order ${id}: re-arm expected ${rearm} (run start ${fr!.at}, exhausted ${fr!.exhausted}) at ${ts}`);
-    const pm = ev(res, "PositionModified").find((x) => ethers.getAddress(x.args.account) === o.account && Number(x.args.marketId) === o.market);
+    const pm = ev(res, "PositionModified").find((x) => addr(x.args.account) === o.account && Number(x.args.marketId) === o.market);
     if (pm && !rearm) {
       const cfg = w.markets[o.market];
       const want = fillPriceD18(fr!.price, res.pre.markets[o.market].skew, pm.args.sizeDeltaD18 as bigint, cfg.risk.skewScaleD18);
@@ -1332,7 +1520,7 @@ class Cancel extends Base {
     if (this.waitExpiry && g.now + 1n <= exp && exp - g.now < 7n * 86_400n) dt = exp + 1n - g.now;
     const ts = g.now + dt;
     const caller = this.owner && w.signerByAddr.has(o.account) ? w.signerByAddr.get(o.account)! : signerOf(w, this.by, "any");
-    const res = await tx(w, g, `${this.toString()} id=${id}`, () => w.f.clearingHouse.connect(caller).cancelOrder(id, { gasLimit: GAS }), dt);
+    const res = await tx(w, g, `${this.toString()} id=${id}`, () => call(w.f.clearingHouse, caller, "cancelOrder", [id]), dt);
     const expectOk = ts > exp || (o.conditional && caller.address === o.account);
     g.check("order-timing", res.ok === expectOk && (expectOk || res.err?.name === "ClearingHouseOrderNotExpired"), () => `cancel of order ${id} at ${ts} (expiry ${exp}): ${res.ok ? "ok" : res.err?.name}`);
   }
@@ -1369,7 +1557,7 @@ class CommitConditional extends Base {
     const expiresAt = ts + BigInt(this.lifetime);
     const acceptable = size > 0n ? UINT96_MAX : 0n;
     const res = await tx(w, g, `${this.toString()} size=${size}`, () =>
-      w.f.clearingHouse.connect(t).commitConditionalOrder(m, size, acceptable, trigger, this.above, this.reduceOnly, expiresAt, { value: w.ch.minFee, gasLimit: GAS }),
+      call(w.f.clearingHouse, t, "commitConditionalOrder", [m, size, acceptable, trigger, this.above, this.reduceOnly, expiresAt], w.ch.minFee),
     );
     const valid = size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n && !alreadyMet(w, g, m, this.above, trigger, ts);
     g.check("order-timing", res.ok === valid, () => `conditional commit (expiry ${expiresAt} at ${ts}) ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
@@ -1409,7 +1597,7 @@ class Modify extends Base {
     const ts = g.now + 1n;
     const expiresAt = ts + BigInt(this.lifetime);
     const res = await tx(w, g, `${this.toString()} id=${o.id}`, () =>
-      w.f.clearingHouse.connect(caller).modifyOrder(o.id, size, o.acceptable, trigger, expiresAt, { gasLimit: GAS }),
+      call(w.f.clearingHouse, caller, "modifyOrder", [o.id, size, o.acceptable, trigger, expiresAt]),
     );
     const valid = caller.address === o.account && o.conditional && size !== 0n && trigger > 0n && expiresAt > ts + w.ch.minDelay && expiresAt <= ts + 90n * 86_400n && !alreadyMet(w, g, o.market, o.above, trigger, ts);
     g.check("order-timing", res.ok === valid, () => `modify of order ${o.id} by ${caller.address} ${res.ok ? "accepted" : "refused: " + res.err?.name}, expected ${valid ? "accepted" : "refused"}`);
@@ -1433,7 +1621,7 @@ class LpDeposit extends Base {
     const lp = signerOf(w, this.who, "lps");
     const amount = BigInt(Math.max(1, Math.round(this.usd * 1e6)));
     await ensureTokens(w, g, lp, amount);
-    await tx(w, g, this.toString(), () => w.f.pool.connect(lp).deposit(amount, lp.address, { gasLimit: GAS }));
+    await tx(w, g, this.toString(), () => call(w.f.pool, lp, "deposit", [amount, lp.address]));
   }
 }
 
@@ -1453,14 +1641,14 @@ class LpWithdraw extends Base {
     const lp = signerOf(w, this.who, "lps");
     let maxW: bigint;
     try {
-      maxW = await w.f.pool.maxWithdraw(lp.address);
+      maxW = (await viewWords(w.addr.pool, "0xce96cb77" + word32(lp.address)))(0); // maxWithdraw
     } catch {
       maxW = 0n;
     }
     // "over": above maxWithdraw by more than the funding one block can add to NAV.
     const amount = this.over ? maxW + maxW / 10_000n + 10n ** 6n : (maxW * BigInt(this.pct)) / 100n;
     if (amount === 0n) return;
-    const res = await tx(w, g, `${this.toString()} amount=${amount} max=${maxW}`, () => w.f.pool.connect(lp).withdraw(amount, lp.address, lp.address, { gasLimit: GAS }));
+    const res = await tx(w, g, `${this.toString()} amount=${amount} max=${maxW}`, () => call(w.f.pool, lp, "withdraw", [amount, lp.address, lp.address]));
     if (this.over) {
       g.check("lp-reserve", !res.ok, () => `LP withdrew ${amount} above maxWithdraw ${maxW}`);
       return;
@@ -1516,8 +1704,8 @@ class PriceMove extends Base {
 
 async function publishPriceChecked(w: World, g: Ghost, m: number, answer: bigint, label: string) {
   const pre = g.snap;
-  await network.provider.send("evm_setNextBlockTimestamp", [Number(g.now + 1n)]);
-  await (await w.f.priceFeeds[m].updateAnswer(answer, { gasLimit: GAS })).wait();
+  await rpc("evm_setNextBlockTimestamp", [Number(g.now + 1n)]);
+  await rpc("eth_sendTransaction", [rpcTx(call(w.f.priceFeeds[m], null, "updateAnswer", [answer]))]);
   const post = await readSnap(w, g.orderFrom());
   g.now = post.ts;
   g.trace.push(`${label} @${post.ts}`);
@@ -1593,8 +1781,8 @@ class VolMove extends Base {
   async run(g: Ghost, w: World) {
     g.stats.kind("vol");
     const m = this.m % w.markets.length;
-    await tx(w, g, `${this.toString()} feed`, () => w.f.volFeeds[m].updateAnswer(BigInt(this.percent) * 100n, { gasLimit: GAS }));
-    await tx(w, g, `${this.toString()} poke`, () => w.f.riskManager.pokeVolatility(m, { gasLimit: GAS }));
+    await tx(w, g, `${this.toString()} feed`, () => call(w.f.volFeeds[m], null, "updateAnswer", [BigInt(this.percent) * 100n]));
+    await tx(w, g, `${this.toString()} poke`, () => call(w.f.riskManager, null, "pokeVolatility", [m]));
   }
 }
 
@@ -1608,7 +1796,7 @@ class Poke extends Base {
   async run(g: Ghost, w: World) {
     g.stats.kind("poke");
     const m = this.m % w.markets.length;
-    const res = await tx(w, g, this.toString(), () => w.f.riskManager.pokeVolatility(m, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.riskManager, null, "pokeVolatility", [m]));
     g.check("ratios", res.ok, () => `poke reverted: ${res.err?.name}`);
   }
 }
@@ -1622,9 +1810,9 @@ class Refresh extends Base {
     for (let m = 0; m < w.markets.length; m++) {
       await publishPriceChecked(w, g, m, g.snap.markets[m].answer, `refresh price m${m}`);
       const vf = w.f.volFeeds[m];
-      const v = (await vf.latestRoundData())[1];
-      await tx(w, g, `refresh vol m${m}`, () => vf.updateAnswer(v, { gasLimit: GAS }));
-      await tx(w, g, `poke m${m}`, () => w.f.riskManager.pokeVolatility(m, { gasLimit: GAS }));
+      const v = BigInt.asIntN(256, (await viewWords(vf.target as string, "0xfeaf968c"))(1)); // latestRoundData().answer
+      await tx(w, g, `refresh vol m${m}`, () => call(vf, null, "updateAnswer", [v]));
+      await tx(w, g, `poke m${m}`, () => call(w.f.riskManager, null, "pokeVolatility", [m]));
     }
   }
 }
@@ -1662,7 +1850,7 @@ class Flag extends Base {
     const mg = marginOf(w, g.snap, i, ts);
     const st = statusOf(w, mg.equity, mg.mm, g.deadline(t.address), ts);
     const priced = mg.markets.every((m) => priceUsable(g.snap.markets[m], ts, w.markets[m].priceMaxAge));
-    const res = await tx(w, g, this.toString(), () => w.f.clearingHouse.connect(signerOf(w, this.by, "any")).flagMarginCall(t.address, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.clearingHouse, signerOf(w, this.by, "any"), "flagMarginCall", [t.address]));
     g.check("margin-call", !priced || res.ok === (st === STATUS.MarginCallable), () => `flag of ${t.address} with predicted status ${st}: ${res.ok ? "ok" : res.err?.name}`);
   }
 }
@@ -1682,7 +1870,7 @@ class Clear extends Base {
     const mg = marginOf(w, g.snap, i, ts);
     const priced = mg.markets.every((m) => priceUsable(g.snap.markets[m], ts, w.markets[m].priceMaxAge));
     const expectOk = g.deadline(t.address) !== 0n && mg.equity >= mg.mm;
-    const res = await tx(w, g, this.toString(), () => w.f.clearingHouse.clearMarginCall(t.address, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.clearingHouse, null, "clearMarginCall", [t.address]));
     g.check("margin-call", !priced || res.ok === expectOk, () => `clear of ${t.address} (deadline ${g.deadline(t.address)}, equity ${mg.equity}, mm ${mg.mm}): ${res.ok ? "ok" : res.err?.name}`);
   }
 }
@@ -1707,7 +1895,7 @@ class Liquidate extends Base {
     const ts = g.now + 1n;
     const mg = marginOf(w, g.snap, i, ts);
     const st = statusOf(w, mg.equity, mg.mm, g.deadline(t.address), ts);
-    const res = await tx(w, g, `${this.toString()} predicted ${st}`, () => w.f.clearingHouse.connect(liquidator).liquidate(t.address, { gasLimit: GAS }));
+    const res = await tx(w, g, `${this.toString()} predicted ${st}`, () => call(w.f.clearingHouse, liquidator, "liquidate", [t.address]));
     if (st === STATUS.Liquidatable) {
       const insolvent = res.pre.navOk && res.pre.nav < 0n && res.err?.name === "VaultPoolInsufficient";
       g.check("liq-never-blocked", res.ok || insolvent || LIQ_ALLOWED_REVERTS.has(res.err?.name ?? ""), () => `Liquidatable ${t.address} could not be liquidated: ${res.err?.name}(${(res.err?.args ?? []).map(fmt).join(",")})`);
@@ -1779,12 +1967,12 @@ class Batch extends Base {
       const mg = marginOf(w, g.snap, i, ts);
       predicted.set(a, statusOf(w, mg.equity, mg.mm, g.deadline(a), ts));
     }
-    const res = await tx(w, g, this.toString(), () => w.f.clearingHouse.connect(signerOf(w, this.keeper, "keepers")).liquidateBatch(list, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.clearingHouse, signerOf(w, this.keeper, "keepers"), "liquidateBatch", [list]));
     if (!res.ok) {
       g.check("liq-never-blocked", LIQ_ALLOWED_REVERTS.has(res.err?.name ?? "") || ![...predicted.values()].includes(STATUS.Liquidatable), () => `liquidateBatch reverted: ${res.err?.name}(${(res.err?.args ?? []).map(fmt).join(",")})`);
       return;
     }
-    const done = new Set(res.events.filter((e) => e.name === "Liquidated").map((e) => ethers.getAddress(e.args.account)));
+    const done = new Set(res.events.filter((e) => e.name === "Liquidated").map((e) => addr(e.args.account)));
     for (const [a, st] of predicted) {
       if (st !== STATUS.Liquidatable) g.check("liq-only-liquidatable", !done.has(a), () => `batch liquidated ${a} with predicted status ${st}`);
       else {
@@ -1820,7 +2008,7 @@ class Adl extends Base {
         if (pnl > best) [best, account, m] = [pnl, t.address, k];
       }
     }
-    const res = await tx(w, g, `${this.toString()} → ${account.slice(0, 8)} m${m}`, () => w.f.clearingHouse.connect(w.keepers[0]).autoDeleverage(account, m, { gasLimit: GAS }));
+    const res = await tx(w, g, `${this.toString()} → ${account.slice(0, 8)} m${m}`, () => call(w.f.clearingHouse, w.keepers[0], "autoDeleverage", [account, m]));
     const deficit = res.pre.navOk && res.pre.nav < 0n;
     if (!deficit) g.check("adl", !res.ok, () => `ADL succeeded without a pool deficit`);
   }
@@ -1835,7 +2023,7 @@ class Accrue extends Base {
   }
   async run(g: Ghost, w: World) {
     g.stats.kind("accrue");
-    await tx(w, g, this.toString(), () => w.f.clearingHouse.accrueFunding(this.m % w.markets.length, { gasLimit: GAS }));
+    await tx(w, g, this.toString(), () => call(w.f.clearingHouse, null, "accrueFunding", [this.m % w.markets.length]));
   }
 }
 
@@ -1852,7 +2040,7 @@ class Pause extends Base {
   async run(g: Ghost, w: World) {
     g.stats.kind("pause");
     const m = this.m % w.markets.length;
-    const res = await tx(w, g, this.toString(), () => w.f.riskManager.connect(w.f.admin).setOpeningPaused(m, this.on, { gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.riskManager, w.f.admin, "setOpeningPaused", [m, this.on]));
     if (res.ok) g.paused[m] = this.on;
   }
 }
@@ -1872,10 +2060,10 @@ class Insurance extends Base {
     const amount = BigInt(Math.max(1, Math.round(this.usd * 1e6)));
     if (this.donate) {
       g.donated += amount;
-      const r = await tx(w, g, this.toString(), () => w.f.token.connect(w.f.admin).transfer(w.addr.vault, amount, { gasLimit: GAS }));
+      const r = await tx(w, g, this.toString(), () => call(w.f.token, w.f.admin, "transfer", [w.addr.vault, amount]));
       if (!r.ok) g.donated -= amount;
     } else {
-      await tx(w, g, this.toString(), () => w.f.vault.connect(w.f.admin).depositInsurance(amount, { gasLimit: GAS }));
+      await tx(w, g, this.toString(), () => call(w.f.vault, w.f.admin, "depositInsurance", [amount]));
     }
   }
 }
@@ -1903,7 +2091,7 @@ class Upkeep extends Base {
     }
     if (!perform) return;
     const data = perform;
-    await tx(w, g, this.toString(), () => a.connect(signerOf(w, this.keeper, "keepers")).performUpkeep(data, { gasLimit: GAS }));
+    await tx(w, g, this.toString(), () => call(a, signerOf(w, this.keeper, "keepers"), "performUpkeep", [data]));
   }
 }
 
@@ -1928,7 +2116,7 @@ class RoundTrip extends Base {
     if (g.snap.accounts[i].collateral !== 0n || g.snap.pos[i].some((p) => p.size !== 0n)) return;
     if (!priceUsable(M, g.now + w.ch.minDelay * 3n + 10n, w.markets[m].liqPriceMaxAge) || M.breakers !== 0n) return;
     const deposit = BigInt(Math.round(this.usd * 1e6));
-    const d = await tx(w, g, `${this.toString()} deposit`, () => w.f.vault.connect(t).deposit(t.address, deposit, { gasLimit: GAS }));
+    const d = await tx(w, g, `${this.toString()} deposit`, () => call(w.f.vault, t, "deposit", [t.address, deposit]));
     if (!d.ok) return;
     const size = sizeFor(w, g, i, m, { kind: "open", long: this.long, levPct: this.levPct });
     const priceAtStart = g.snap.markets[m].answer;
@@ -1940,8 +2128,8 @@ class RoundTrip extends Base {
     if (id1 !== undefined) {
       const r1 = await executeOrder(w, g, `${this.toString()} exec open`, id1, w.keepers[0], false);
       for (const e of r1.events) {
-        if (e.name === "TradeSettled" && ethers.getAddress(e.args.account) === t.address) fees += e.args.feePaid as bigint;
-        if (e.name === "PositionModified" && ethers.getAddress(e.args.account) === t.address) openIndex = e.args.fundingIndexD18 as bigint;
+        if (e.name === "TradeSettled" && addr(e.args.account) === t.address) fees += e.args.feePaid as bigint;
+        if (e.name === "PositionModified" && addr(e.args.account) === t.address) openIndex = e.args.fundingIndexD18 as bigint;
       }
     }
     const held = g.snap.pos[i][m].size;
@@ -1950,8 +2138,8 @@ class RoundTrip extends Base {
       if (id2 !== undefined) {
         const r2 = await executeOrder(w, g, `${this.toString()} exec close`, id2, w.keepers[0], false);
         for (const e of r2.events) {
-          if (e.name === "TradeSettled" && ethers.getAddress(e.args.account) === t.address) fees += e.args.feePaid as bigint;
-          if (e.name === "PositionModified" && ethers.getAddress(e.args.account) === t.address) {
+          if (e.name === "TradeSettled" && addr(e.args.account) === t.address) fees += e.args.feePaid as bigint;
+          if (e.name === "PositionModified" && addr(e.args.account) === t.address) {
             realized += e.args.realizedPnlD18 as bigint;
             funding += -held * ((e.args.fundingIndexD18 as bigint) - (openIndex ?? 0n)) / WAD;
           }
@@ -1966,7 +2154,7 @@ class RoundTrip extends Base {
     const fundingTokens = funding > 0n ? funding / w.scale + 1n : 0n;
     g.check("round-trip", coll <= deposit - fees + fundingTokens, () => `round trip returned ${coll} for a deposit of ${deposit} with fees ${fees}`);
     if (coll > 0n) {
-      const wd = await tx(w, g, `${this.toString()} withdraw ${coll}`, () => w.f.vault.connect(t).withdraw(coll, t.address, { gasLimit: GAS }));
+      const wd = await tx(w, g, `${this.toString()} withdraw ${coll}`, () => call(w.f.vault, t, "withdraw", [coll, t.address]));
       g.check("round-trip", wd.ok, () => `flat round-trip trader could not withdraw ${coll}: ${wd.err?.name}`);
     }
   }
@@ -1983,7 +2171,7 @@ class ClaimEth extends Base {
     g.stats.kind("claim");
     const s = signerOf(w, this.by, "any");
     const i = accountIndex(w, s.address);
-    const res = await tx(w, g, this.toString(), () => w.f.clearingHouse.connect(s).claimEth({ gasLimit: GAS }));
+    const res = await tx(w, g, this.toString(), () => call(w.f.clearingHouse, s, "claimEth", []));
     g.check("eth-escrow", res.ok === (res.pre.accounts[i].claimable > 0n), () => `claimEth with ${res.pre.accounts[i].claimable} claimable: ${res.ok ? "ok" : res.err?.name}`);
   }
 }

@@ -4,6 +4,7 @@
 // invariant of test/fuzz/harness.ts checked after every transaction. Long campaigns: scripts/fuzz.ts.
 // Strict by default; SIGMA_FUZZ_ALLOW=inv1,inv2 downgrades named invariants (open findings, docs/SECURITY.md)
 // to counted warnings.
+import "./edr-malloc"; // first: EDR's allocator settings (read when EDR loads, at the first request)
 import { expect } from "chai";
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
 import { fuzzWorldFixture, runCampaign, hourlyCloses, INVARIANTS } from "./harness";
