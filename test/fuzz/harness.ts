@@ -1662,17 +1662,19 @@ class LpWithdraw extends Base {
     }
     const reserved = (exposure * w.reserveFactor + WAD * w.scale - 1n) / (WAD * w.scale);
     g.check("lp-reserve", post.lpTotalAssets + 1n >= reserved, () => `LP withdrawal left NAV ${post.lpTotalAssets} below the reserve ${reserved}`);
-    // The pool's cash must still pay every winning trader who closes now (closing is never blocked).
+    // The pool's cash must still pay every winning trader who closes now (closing is never blocked). A close
+    // pays its profit in whole tokens, rounded down (MarginMath.toTokensFloor): a dust winner owed less than a
+    // token unit is owed nothing (found by seed 20261123: a 1-wei long after a +900% shock, owed 1.8e-14 USD).
     let winners = 0n;
     for (let i = 0; i < w.accounts.length; i++) {
       for (let m = 0; m < w.markets.length; m++) {
         const p = post.pos[i][m];
         if (p.size === 0n) continue;
         const pnl = pnlD18(p.size, p.basis, post.markets[m].price, pendingIndexAt(post.markets[m], w.markets[m], post.ts));
-        if (pnl > 0n) winners += pnl;
+        if (pnl > 0n) winners += pnl / w.scale;
       }
     }
-    g.check("lp-cash", post.pool * w.scale >= winners, () => `after an LP withdrawal of ${amount} the pool holds ${post.pool} tokens but winning traders are owed ${winners / w.scale} (their closes would revert with VaultPoolInsufficient)`);
+    g.check("lp-cash", post.pool >= winners, () => `after an LP withdrawal of ${amount} the pool holds ${post.pool} tokens but winning traders are owed ${winners} (their closes would revert with VaultPoolInsufficient)`);
   }
 }
 
