@@ -322,7 +322,7 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     /// @inheritdoc IClearingHouse
     function autoDeleverage(address account, uint256 marketId) external nonReentrant {
-        (int256 owed,) = navInputsD18();
+        (int256 owed,,) = navInputsD18();
         int256 deficit = owed - (vault.poolBalance() * _scale).toInt256();
         if (deficit <= 0) revert ClearingHouseNoPoolDeficit();
         MarketView memory v = _loadView(marketId, false);
@@ -532,14 +532,9 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         return _p.liqRewardShareD18;
     }
 
-    /// @notice Cap of the liquidator's reward (D18 USD).
+    /// @notice Cap of the liquidator's reward (D18 USD; in token units it is this ÷ the token scale, rounded down).
     function liqRewardCapD18() external view returns (uint256) {
         return _p.liqRewardCapD18;
-    }
-
-    /// @notice Cap of the liquidator's reward in token units.
-    function liqRewardCapTokens() external view returns (uint256) {
-        return _p.liqRewardCapTokens;
     }
 
     /// @notice Grace window of a margin call (seconds).
@@ -616,11 +611,11 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
 
     /// @inheritdoc IMarginAccount
     function tradersUnrealizedPnlD18() external view returns (int256 total) {
-        (total,) = navInputsD18();
+        (total,,) = navInputsD18();
     }
 
     /// @inheritdoc IClearingHouse
-    function navInputsD18() public view returns (int256 pnlD18, uint256 netExposureD18) {
+    function navInputsD18() public view returns (int256 pnlD18, uint256 netExposureD18, uint256 winnersD18) {
         return ClearingHouseParams.navInputs(_markets, address(riskManager));
     }
 
@@ -699,10 +694,20 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
         // Aggregates move by exactly what the position moves, so Σ positions == aggregates to the wei.
         ms.skewD18 = (ms.skewD18 + delta).toInt128();
         ms.netCostBasisD18 = (ms.netCostBasisD18 + newBasis - pos.costBasisD18).toInt128();
-        if (size > 0) ms.oiLongD18 -= uint256(size).toUint128();
-        else if (size < 0) ms.oiShortD18 -= uint256(-size).toUint128();
-        if (newSize > 0) ms.oiLongD18 += uint256(newSize).toUint128();
-        else if (newSize < 0) ms.oiShortD18 += uint256(-newSize).toUint128();
+        int256 longBasis = ms.longBasisD18; // the shorts' basis is what is left of the net (F9)
+        if (size > 0) {
+            ms.oiLongD18 -= uint256(size).toUint128();
+            longBasis -= pos.costBasisD18;
+        } else if (size < 0) {
+            ms.oiShortD18 -= uint256(-size).toUint128();
+        }
+        if (newSize > 0) {
+            ms.oiLongD18 += uint256(newSize).toUint128();
+            longBasis += newBasis;
+        } else if (newSize < 0) {
+            ms.oiShortD18 += uint256(-newSize).toUint128();
+        }
+        ms.longBasisD18 = longBasis.toInt128();
 
         if (newSize == 0) {
             // A closed position's basis is exactly zero; the slot keeps `used` so re-opening is a warm write.
@@ -746,8 +751,8 @@ contract ClearingHouse is IClearingHouse, ReentrancyGuardTransient {
             + MarginMath.fundingIndexDeltaD18(
                 ms.skewD18, v.risk.skewScaleD18, v.risk.maxFundingRateD18, v.risk.priceD18, elapsed
             );
-        ms.fundingIndexD18 = index.toInt128();
-        ms.lastFundingTime = uint64(block.timestamp);
+        ms.fundingIndexD18 = index.toInt96();
+        ms.lastFundingTime = uint32(block.timestamp);
         v.fundingIndexD18 = index;
     }
 

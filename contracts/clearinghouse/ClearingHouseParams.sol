@@ -136,13 +136,14 @@ library ClearingHouseParams {
 
     // ================================================================= pool views (here for the size limit)
 
-    /// @notice ClearingHouse.navInputsD18: traders' aggregate unrealized PnL incl. pending funding, and
-    /// Σ |skew| × price (rounded up), over markets with open interest.
-    function navInputs(mapping(uint256 => IClearingHouse.MarketState) storage markets, address riskManager)
-        public
-        view
-        returns (int256 pnlD18, uint256 netExposureD18)
-    {
+    /// @notice ClearingHouse.navInputsD18: traders' aggregate unrealized PnL incl. pending funding,
+    /// Σ |skew| × price (rounded up), and Σ max(side PnL, 0) over both sides, over markets with open interest.
+    /// Each side's PnL is computed from its own aggregates with the per-position rounding (toward −∞), so it is
+    /// at least the sum of its positions' PnL.
+    function navInputs(
+        mapping(uint256 => IClearingHouse.MarketState) storage markets,
+        address riskManager
+    ) public view returns (int256 pnlD18, uint256 netExposureD18, uint256 winnersD18) {
         IRiskManager rm = IRiskManager(riskManager);
         uint256 n = rm.marketCount();
         for (uint256 m; m < n; ++m) {
@@ -158,6 +159,11 @@ library ClearingHouseParams {
             }
             pnlD18 += MarginMath.pnlD18(ms.skewD18, ms.netCostBasisD18, r.priceD18, index);
             netExposureD18 += MarginMath.notionalUpD18(SignedMath.abs(ms.skewD18), r.priceD18);
+            int256 lb = ms.longBasisD18;
+            int256 longs = MarginMath.pnlD18(int256(uint256(ms.oiLongD18)), lb, r.priceD18, index);
+            int256 shorts = MarginMath.pnlD18(-int256(uint256(ms.oiShortD18)), ms.netCostBasisD18 - lb, r.priceD18, index);
+            if (longs > 0) winnersD18 += uint256(longs);
+            if (shorts > 0) winnersD18 += uint256(shorts);
         }
     }
 

@@ -23,8 +23,9 @@ interface IClearingHouse is IMarginAccount {
         int128 netCostBasisD18; // Σ cost bases
         uint128 oiLongD18;
         uint128 oiShortD18;
-        int128 fundingIndexD18; // cumulative funding per unit of size (USD, D18); longs pay when it rises
-        uint64 lastFundingTime;
+        int96 fundingIndexD18; // cumulative funding per unit of size (USD, D18); longs pay when it rises
+        uint32 lastFundingTime;
+        int128 longBasisD18; // Σ cost bases of the long positions (the shorts': netCostBasis − longBasis)
     }
 
     /// @notice A committed order awaiting execution.
@@ -273,9 +274,12 @@ interface IClearingHouse is IMarginAccount {
     function nextOrderId() external view returns (uint256);
 
     /// @notice The pool's NAV inputs in one pass: traders' aggregate unrealized PnL (incl. pending funding,
-    /// as `tradersUnrealizedPnlD18`) and the net exposure Σ_markets |skew| × price (rounded up), D18. The
-    /// pool's NAV moves by at most `netExposure × x` when every price moves by a fraction x.
-    function navInputsD18() external view returns (int256 pnlD18, uint256 netExposureD18);
+    /// as `tradersUnrealizedPnlD18`), the net exposure Σ_markets |skew| × price (rounded up), and what the
+    /// winning side of each market is owed, Σ_markets max(longs' PnL, 0) + max(shorts' PnL, 0), all D18. The
+    /// pool's NAV moves by at most `netExposure × x` when every price moves by a fraction x. `winners` is at
+    /// least the profit winners would realize closing now, less only what losers on their own side owe; the
+    /// pool keeps that much cash (F9), since a loser's loss beyond its collateral is never collected.
+    function navInputsD18() external view returns (int256 pnlD18, uint256 netExposureD18, uint256 winnersD18);
     /// @notice Seconds an order must wait after commit before it can execute.
     function minDelay() external view returns (uint32);
     /// @notice Seconds after commit at which an order expires.

@@ -31,7 +31,8 @@ interface ILiquidityPool {
     /// @notice Assets the pool must keep to back open interest: gross OI notional · reserveFactor, token units.
     function reservedAssets() external view returns (uint256);
 
-    /// @notice Assets LPs may withdraw in total right now: min(pool cash, NAV − reserved).
+    /// @notice Assets LPs may withdraw in total right now: min(NAV, pool cash − what winning traders are
+    /// owed) − reserved, floored at zero. Traders' unrealized losses raise NAV but are not cash (F9).
     function availableAssets() external view returns (uint256);
 
     /// @notice Pool NAV in D18 (signed: negative only if traders' profit exceeds the pool).

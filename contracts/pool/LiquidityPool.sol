@@ -21,6 +21,8 @@ import {IClearingHouse} from "../interfaces/IClearingHouse.sol";
 /// and mints at the highest NAV, withdrawals and redeems at the lowest NAV the pool could have with every price
 /// anywhere within ± `navBandBps` of the oracle's, so depositing before a known round (moves under the feed's
 /// deviation threshold) and withdrawing after it does not pay. The band is zero when traders are flat.
+/// Withdrawals never take the cash winning traders are owed (F9): what LPs may take in total is
+/// min(NAV, cash − winners' profit) − reserve.
 contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -70,7 +72,7 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
 
     /// @inheritdoc ILiquidityPool
     function navRangeD18() public view returns (int256 lowD18, int256 highD18) {
-        (int256 pnl, uint256 exposure) = IClearingHouse(address(clearingHouse)).navInputsD18();
+        (int256 pnl, uint256 exposure,) = IClearingHouse(address(clearingHouse)).navInputsD18();
         int256 nav = (vault.poolBalance() * vault.tokenScale()).toInt256() - pnl;
         int256 band = Math.mulDiv(exposure, navBandBps, 10_000, Math.Rounding.Ceil).toInt256();
         return (nav - band, nav + band);
@@ -131,10 +133,17 @@ contract LiquidityPool is ILiquidityPool, ERC4626, AccessControl, ReentrancyGuar
 
     /// @inheritdoc ILiquidityPool
     function availableAssets() public view returns (uint256) {
-        uint256 nav = totalAssets();
+        (int256 pnl,, uint256 winnersD18) = IClearingHouse(address(clearingHouse)).navInputsD18();
+        uint256 scale = vault.tokenScale();
+        uint256 cash = vault.poolBalance();
+        int256 navNow = (cash * scale).toInt256() - pnl;
+        uint256 nav = navNow <= 0 ? 0 : uint256(navNow) / scale;
+        // Cash winners are owed stays (F9): losers' losses count in NAV but are collected only up to their
+        // collateral, so they are not cash an LP can take.
+        uint256 owed = Math.ceilDiv(winnersD18, scale);
+        uint256 free = Math.min(nav, cash > owed ? cash - owed : 0);
         uint256 reserved = reservedAssets();
-        if (nav <= reserved) return 0;
-        return Math.min(nav - reserved, vault.poolBalance());
+        return free > reserved ? free - reserved : 0;
     }
 
     /// @notice No deposits while shares exist but NAV is zero or negative: a new deposit would otherwise buy

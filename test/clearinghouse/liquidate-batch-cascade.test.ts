@@ -77,11 +77,14 @@ async function storedTimesAhead(d: SigmaDeployment, m: bigint, ahead: bigint) {
   const coder = ethers.AbiCoder.defaultAbiCoder();
   const chAddr = await d.clearingHouse.getAddress();
   const msBase = BigInt(ethers.keccak256(coder.encode(["uint256", "uint256"], [m, 2n])));
-  const msSlot = ethers.toBeHex(msBase + 2n, 32); // fundingIndexD18 (int128) | lastFundingTime (uint64) << 128
+  // fundingIndexD18 (int96) | lastFundingTime (uint32) << 96 | longBasisD18 (int128) << 128
+  const msSlot = ethers.toBeHex(msBase + 2n, 32);
   const ms = await d.clearingHouse.marketState(m);
   const v = BigInt(await ethers.provider.getStorage(chAddr, msSlot));
-  expect(v).to.equal(BigInt.asUintN(128, ms.fundingIndexD18) | (ms.lastFundingTime << 128n)); // layout check
-  await network.provider.send("hardhat_setStorageAt", [chAddr, msSlot, ethers.toBeHex((v & ((1n << 128n) - 1n)) | (ahead << 128n), 32)]);
+  const layout = BigInt.asUintN(96, ms.fundingIndexD18) | (ms.lastFundingTime << 96n) | (BigInt.asUintN(128, ms.longBasisD18) << 128n);
+  expect(v).to.equal(layout); // layout check
+  const mask32 = ((1n << 32n) - 1n) << 96n; // lastFundingTime
+  await network.provider.send("hardhat_setStorageAt", [chAddr, msSlot, ethers.toBeHex((v & ~mask32) | (ahead << 96n), 32)]);
   const rmAddr = await d.riskManager.getAddress();
   const hotSlot = ethers.toBeHex(BigInt(ethers.keccak256(coder.encode(["uint256", "uint256"], [m, 2n]))) + 1n, 32);
   const h = BigInt(await ethers.provider.getStorage(rmAddr, hotSlot));

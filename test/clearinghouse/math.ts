@@ -267,7 +267,7 @@ export class Model {
     m.lpShare = await f.vault.lpFeeShareD18();
     m.insShare = await f.vault.insuranceFeeShareD18();
     m.liqShare = await f.clearingHouse.liqRewardShareD18();
-    m.liqCapTokens = await f.clearingHouse.liqRewardCapTokens();
+    m.liqCapTokens = (await f.clearingHouse.liqRewardCapD18()) / (await f.vault.tokenScale());
     await m.syncParams(f);
     m.pool = await f.vault.poolBalance();
     m.ins = await f.vault.insuranceFund();
@@ -296,7 +296,7 @@ export class Model {
   /** Re-reads the clearinghouse's global liquidation and margin-call parameters. */
   async syncParams(f: Fixture) {
     this.liqShare = await f.clearingHouse.liqRewardShareD18();
-    this.liqCapTokens = await f.clearingHouse.liqRewardCapTokens();
+    this.liqCapTokens = (await f.clearingHouse.liqRewardCapD18()) / (await f.vault.tokenScale());
     this.hardFloor = await f.clearingHouse.hardFloorD18();
     this.marginCallGrace = await f.clearingHouse.marginCallGrace();
     this.marginCallExpiry = await f.clearingHouse.marginCallExpiry();

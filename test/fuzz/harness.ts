@@ -54,7 +54,7 @@ const UINT96_MAX = 2n ** 96n - 1n;
 export const INVARIANTS = [
   "solvency", // vault token balance == Σ collateral + pool + insurance + protocol fees (+ donations)
   "ledger-zero-sum", // Δ Σ ledgers == external deposits − withdrawals of the transaction (0 on fills, liquidations, funding)
-  "market-totals", // skew, oiLong, oiShort, netCostBasis == Σ over positions; account bitmaps match positions
+  "market-totals", // skew, oiLong, oiShort, netCostBasis, longBasis == Σ over positions; account bitmaps match positions
   "pnl-aggregate", // traders' aggregate unrealized PnL (pool NAV) == Σ per-position PnL (funding zero-sum)
   "eth-escrow", // ClearingHouse ETH == Σ escrowed execution fees + Σ claimable ETH
   "ratios", // σ ∈ [σmin, σmax]; MMR/IMR == baseRatios(σ) (independent model); IMR ≥ MMR; bounds
@@ -282,7 +282,7 @@ export async function fuzzWorldFixture(): Promise<World> {
       expiry: await c.marginCallExpiry(),
       minPosNotional: await c.minPositionNotionalD18(),
       liqShare: await c.liqRewardShareD18(),
-      liqCapTokens: await c.liqRewardCapTokens(),
+      liqCapTokens: (await c.liqRewardCapD18()) / (await f.vault.tokenScale()),
     },
     reserveFactor: await f.pool.reserveFactorD18(),
     freshRule: f.clearingHouse.interface.fragments.some((x) => x.type === "error" && (x as any).name === "ClearingHouseAwaitingPriceRound"),
@@ -303,6 +303,7 @@ export async function fuzzWorldFixture(): Promise<World> {
 export interface MarketSnap {
   skew: bigint;
   netBasis: bigint;
+  longBasis: bigint;
   oiL: bigint;
   oiS: bigint;
   index: bigint;
@@ -366,7 +367,7 @@ function readSnapHex(w: World, orderFrom: bigint): Promise<string> {
 
 const CROSSCHECK = process.env.SIGMA_FUZZ_CROSSCHECK === "1";
 const HEADER_WORDS = 14;
-const MARKET_WORDS = 16;
+const MARKET_WORDS = 17;
 
 function decodeSnapWords(w: World, hex: string): Snap {
   // ABI encoding of uint256[]: [offset 0x20][length][words]; word i starts at hex offset 2 + 128 + 64·i.
@@ -393,6 +394,7 @@ function decodeSnapWords(w: World, hex: string): Snap {
     markets.push({
       skew: s(k),
       netBasis: s(k + 1),
+      longBasis: s(k + 16),
       oiL: u(k + 2),
       oiS: u(k + 3),
       index: s(k + 4),
@@ -453,6 +455,7 @@ export async function readSnapAbi(w: World, orderFrom: bigint): Promise<Snap> {
     return {
       skew: st.skewD18,
       netBasis: st.netCostBasisD18,
+      longBasis: st.longBasisD18,
       oiL: st.oiLongD18,
       oiS: st.oiShortD18,
       index: st.fundingIndexD18,
@@ -841,20 +844,23 @@ function checkTx(w: World, g: Ghost, res: TxResult) {
     let skew = 0n,
       oiL = 0n,
       oiS = 0n,
-      basis = 0n;
+      basis = 0n,
+      longBasis = 0n;
     for (let i = 0; i < w.accounts.length; i++) {
       const p = post.pos[i][m];
       skew += p.size;
       if (p.size > 0n) oiL += p.size;
       if (p.size < 0n) oiS -= p.size;
       basis += p.basis;
+      if (p.size > 0n) longBasis += p.basis;
       if (p.size === 0n) g.check("market-totals", p.basis === 0n, () => `closed position of ${w.accounts[i]} in ${m} keeps basis ${p.basis}`);
     }
     const M = post.markets[m];
     g.check(
       "market-totals",
-      M.skew === skew && M.oiL === oiL && M.oiS === oiS && M.netBasis === basis,
-      () => `market ${m}: aggregates (skew ${M.skew}, oiL ${M.oiL}, oiS ${M.oiS}, basis ${M.netBasis}) != Σ positions (${skew}, ${oiL}, ${oiS}, ${basis})`,
+      M.skew === skew && M.oiL === oiL && M.oiS === oiS && M.netBasis === basis && M.longBasis === longBasis,
+      () =>
+        `market ${m}: aggregates (skew ${M.skew}, oiL ${M.oiL}, oiS ${M.oiS}, basis ${M.netBasis}, long basis ${M.longBasis}) != Σ positions (${skew}, ${oiL}, ${oiS}, ${basis}, ${longBasis})`,
     );
   }
   for (let i = 0; i < w.accounts.length; i++) {
@@ -1674,7 +1680,7 @@ class LpWithdraw extends Base {
         if (pnl > 0n) winners += pnl / w.scale;
       }
     }
-    g.check("lp-cash", post.pool >= winners, () => `after an LP withdrawal of ${amount} the pool holds ${post.pool} tokens but winning traders are owed ${winners} (their closes would revert with VaultPoolInsufficient)`);
+    g.check("lp-cash", post.pool >= winners, () => `after an LP withdrawal of ${amount} the pool holds ${post.pool} tokens but winning traders are owed ${winners} (their closes would be paid only what the pool and insurance fund hold: ProfitHaircut)`);
   }
 }
 

@@ -402,7 +402,7 @@ describe("LiquidityPool", () => {
       return { t, basis: mulDivSigned(size, fill, WAD, true) };
     }
 
-    it("with a large net long open, maxWithdraw == availableAssets == min(NAV − reserved, poolBalance), and one unit more reverts", async () => {
+    it("with a large net long open, maxWithdraw == availableAssets == min(NAV, poolBalance − winners' profit) − reserved, and one unit more reverts", async () => {
       const f = await loadFixture(sigmaFixture);
       const size = d18(400);
       const { basis } = await bigSkew(f, size, usdc(50000));
@@ -417,8 +417,11 @@ describe("LiquidityPool", () => {
       const pnl = mulDivSigned(size, price, WAD, false) - basis;
       const nav = navTokens(pb, pnl);
       expect(await f.pool.totalAssets()).to.equal(nav);
-      const available = min(nav - reserved, pb);
-      expect(available).to.equal(nav - reserved);
+      // The long is down the fill premium (its loss is NAV but not cash) and no one is owed a profit.
+      expect(pnl < 0n).to.equal(true);
+      expect((await f.clearingHouse.navInputsD18())[2]).to.equal(0n);
+      const available = min(nav, pb) - reserved;
+      expect(available).to.equal(pb - reserved);
       expect(await f.pool.availableAssets()).to.equal(available);
       expect(await f.pool.maxWithdraw(f.lp.address)).to.equal(available);
       const S = await f.pool.totalSupply();
@@ -436,8 +439,8 @@ describe("LiquidityPool", () => {
       expect(await f.vault.poolBalance()).to.equal(pb);
 
       await f.pool.connect(f.lp).withdraw(available, f.lp.address, f.lp.address);
-      expect(await f.vault.poolBalance()).to.equal(pb - available);
-      expect(await f.pool.totalAssets()).to.equal(reserved);
+      expect(await f.vault.poolBalance()).to.equal(reserved); // the reserve stays in cash
+      expect(await f.pool.totalAssets()).to.equal(nav - available);
       expect(await f.pool.availableAssets()).to.equal(0n);
       expect(await f.pool.maxWithdraw(f.lp.address)).to.equal(0n);
       expect(await f.pool.maxRedeem(f.lp.address)).to.equal(0n);
@@ -449,7 +452,7 @@ describe("LiquidityPool", () => {
         .withArgs(f.lp.address, 1n, 0n);
     });
 
-    it("availableAssets is capped by the pool's cash when traders' unrealized losses exceed the reserve", async () => {
+    it("the reserve is held in cash: traders' unrealized losses raise NAV but not what LPs may take (F9)", async () => {
       const f = await loadFixture(sigmaFixture);
       await f.pool.setReserveFactor(d18("0.05"));
       const size = d18(400);
@@ -464,11 +467,11 @@ describe("LiquidityPool", () => {
       expect(pnl).to.equal(-d18(81600));
       const nav = navTokens(pb, pnl);
       expect(nav - reserved > pb).to.equal(true);
-      expect(await f.pool.availableAssets()).to.equal(pb);
-      expect(await f.pool.maxWithdraw(f.lp.address)).to.equal(pb);
-      await expect(f.pool.connect(f.lp).withdraw(pb + 1n, f.lp.address, f.lp.address))
+      expect(await f.pool.availableAssets()).to.equal(pb - reserved);
+      expect(await f.pool.maxWithdraw(f.lp.address)).to.equal(pb - reserved);
+      await expect(f.pool.connect(f.lp).withdraw(pb - reserved + 1n, f.lp.address, f.lp.address))
         .to.be.revertedWithCustomError(f.pool, "ERC4626ExceededMaxWithdraw")
-        .withArgs(f.lp.address, pb + 1n, pb);
+        .withArgs(f.lp.address, pb - reserved + 1n, pb - reserved);
     });
 
     it("without open interest nothing is reserved and the LP can withdraw everything it owns", async () => {

@@ -136,9 +136,9 @@ contract FuzzReader {
     //     per market
     //   per market (MARKET_WORDS): skew, net cost basis, oiLong, oiShort, funding index, last funding time, feed
     //     answer, answer updatedAt, σ, MMR, IMR, riskOk, breakers, liquidation window start, window size,
-    //     estimator last price
+    //     estimator last price, longs' cost basis
     uint256 public constant HEADER_WORDS = 14;
-    uint256 public constant MARKET_WORDS = 16;
+    uint256 public constant MARKET_WORDS = 17;
 
     /// @notice The same reads as `snapshot`, in the same order and with the same revert behaviour (views that
     /// may revert are wrapped exactly where `snapshot` wraps them; any other failing view reverts with its own
@@ -261,6 +261,7 @@ contract FuzzReader {
                 mstore(0x124, 0x0b7afd5a) // marketState(m)
                 if iszero(staticcall(gas(), ch, 0x140, 0x24, 0, 0)) { fail() }
                 returndatacopy(q, 0, 0xc0) // skew, netCostBasis, oiLong, oiShort, fundingIndex, lastFundingTime
+                returndatacopy(add(q, 0x200), 0xc0, 0x20) // longBasis (7 words: also checks the size)
                 mstore(0x124, 0xed376372) // marketFeeds(m)
                 if iszero(staticcall(gas(), mload(0xe0), 0x140, 0x24, 0, 0)) { fail() }
                 returndatacopy(0, 0, 0x40) // priceFeed, volFeed
@@ -286,7 +287,7 @@ contract FuzzReader {
                 mstore(0x124, 0x0f3e706c) // liquidationWindows(m)
                 if iszero(staticcall(gas(), ch, 0x140, 0x24, 0, 0)) { fail() }
                 returndatacopy(add(q, 0x1a0), 0, 0x40) // start, size
-                q := add(q, 0x200) // MARKET_WORDS
+                q := add(q, 0x220) // MARKET_WORDS
             }
             mstore(0x1c0, shr(5, sub(q, 0x1e0))) // length
             return(0x1a0, sub(q, 0x1a0))
