@@ -7,10 +7,10 @@
 // min(NAV, cash − Σ winning sides' PnL) − reserve.
 import { expect } from "chai";
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
-import { sigmaFixture, usdc, d18, ETH, WAD, setPrice } from "../fixture";
+import { sigmaFixture, usdc, d18, ETH, BTC, WAD, setPrice } from "../fixture";
 import { PARAM } from "../../scripts/lib/params";
 import { tryTrade } from "./helpers";
-import { ceilDiv } from "../clearinghouse/math";
+import { ceilDiv, mulDivSigned } from "../clearinghouse/math";
 
 const SCALE = 10n ** 12n; // 6-decimal collateral
 
@@ -85,5 +85,53 @@ describe("attack: LP withdrawal of the cash winners are owed after an extreme mo
     expect(await f.pool.availableAssets()).to.equal((nav < cash ? nav : cash) - reserved);
     // Bob's profit left the pool, but so did the hold on it; the reserve shrank with his open interest.
     expect(await f.pool.availableAssets()).to.be.gte(held);
+  });
+
+  it("navInputsD18's winners is Σ over markets and sides of max(side PnL, 0), each side from its own positions, to the wei", async () => {
+    const f = await loadFixture(sigmaFixture);
+    for (const m of [ETH, BTC]) await f.riskManager.setMarketParam(m, PARAM.MaxFundingRate, 0n);
+    const [a, b, c, d] = f.traders;
+    for (const t of [a, b, c, d]) await f.vault.connect(t).deposit(t.address, usdc(50_000));
+    // ETH: a long 50 at ~2,000, then b long 30 at ~2,200 and c short 40 at ~2,200; price 2,100: the longs are
+    // mixed (a up, b down), the short is up. BTC: d short 1 at ~60,000, price 63,000: the shorts' side is down.
+    expect((await tryTrade(f, a, ETH, d18(50))).filled).to.equal(true);
+    await setPrice(f, ETH, "2200");
+    expect((await tryTrade(f, b, ETH, d18(30))).filled).to.equal(true);
+    expect((await tryTrade(f, c, ETH, -d18(40))).filled).to.equal(true);
+    expect((await tryTrade(f, d, BTC, -d18(1))).filled).to.equal(true);
+    await setPrice(f, ETH, "2100");
+    await setPrice(f, BTC, "63000");
+
+    const pnl = async (t: typeof a, m: number) => {
+      const p = await f.clearingHouse.position(t.address, m);
+      const ms = await f.clearingHouse.marketState(m);
+      // PnL rounded toward −∞ (MarginMath.pnlD18), funding index included (0 here: funding is off).
+      return mulDivSigned(p.sizeD18, await f.riskManager.priceD18(m), WAD, false) - mulDivSigned(p.sizeD18, ms.fundingIndexD18, WAD, true) - p.costBasisD18;
+    };
+    const ethLongs = (await pnl(a, ETH)) + (await pnl(b, ETH));
+    const ethShorts = await pnl(c, ETH);
+    const btcShorts = await pnl(d, BTC);
+    expect(await pnl(a, ETH)).to.be.gt(0n);
+    expect(await pnl(b, ETH)).to.be.lt(0n);
+    expect(ethShorts).to.be.gt(0n);
+    expect(btcShorts).to.be.lt(0n);
+    const pos = (x: bigint) => (x > 0n ? x : 0n);
+    const [total, , winners] = await f.clearingHouse.navInputsD18();
+    expect(winners).to.equal(pos(ethLongs) + pos(ethShorts) + pos(btcShorts));
+    expect(total).to.equal(ethLongs + ethShorts + btcShorts); // every position's PnL, as the pool's NAV uses
+    const ms = await f.clearingHouse.marketState(ETH);
+    const [pa, pb] = [await f.clearingHouse.position(a.address, ETH), await f.clearingHouse.position(b.address, ETH)];
+    expect(ms.longBasisD18).to.equal(pa.costBasisD18 + pb.costBasisD18);
+    expect((await f.clearingHouse.marketState(BTC)).longBasisD18).to.equal(0n);
+
+    // Closing half of a's long takes half its basis off the longs' aggregate, exactly as off the position.
+    expect((await tryTrade(f, a, ETH, -d18(25))).filled).to.equal(true);
+    const pa2 = await f.clearingHouse.position(a.address, ETH);
+    expect((await f.clearingHouse.marketState(ETH)).longBasisD18).to.equal(pa2.costBasisD18 + pb.costBasisD18);
+    // Flipping c from short to long moves its basis into the longs' aggregate.
+    expect((await tryTrade(f, c, ETH, d18(60))).filled).to.equal(true);
+    const pc = await f.clearingHouse.position(c.address, ETH);
+    expect(pc.sizeD18).to.equal(d18(20));
+    expect((await f.clearingHouse.marketState(ETH)).longBasisD18).to.equal(pa2.costBasisD18 + pb.costBasisD18 + pc.costBasisD18);
   });
 });
